@@ -1,0 +1,358 @@
+"""Customers (the canonical record), their addresses, registrations and contacts; our legal entities; the
+catalog of products and services."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django_countries.fields import CountryField
+from simple_history.models import HistoricalRecords
+
+from backbone.models import PublicModel
+from backbone.money import CURRENCY_CHOICES
+from tax.categories import TaxCategory
+
+hex_colour = RegexValidator(r"^#[0-9A-Fa-f]{6}$", "A brand colour is a hex colour such as #1F6FEB.")
+
+
+class Language(models.TextChoices):
+    EN = "en", "English"
+    DE = "de", "Deutsch"
+    FR = "fr", "Français"
+
+
+class AddressFields(models.Model):
+    line1 = models.CharField("street and number", max_length=200)
+    line2 = models.CharField("address line 2", max_length=200, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    city = models.CharField(max_length=100)
+    region = models.CharField("region or state", max_length=100, blank=True)
+    country = CountryField()
+
+    class Meta:
+        abstract = True
+
+    def address_lines(self) -> list[str]:
+        city_line = " ".join(part for part in (self.postal_code, self.city) if part)
+        return [line for line in (self.line1, self.line2, city_line, self.region, self.country.name) if line]
+
+
+# --- our legal entities -------------------------------------------------------------------------------
+
+
+class LegalEntity(PublicModel, AddressFields):
+    """One of our own companies that bills customers (multi-entity billing)."""
+
+    legal_name = models.CharField(max_length=200, unique=True)
+    short_name = models.CharField(max_length=60, help_text="Shown in lists and menus, e.g. 'Studio GmbH'.")
+    default_currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="EUR")
+    email = models.EmailField(blank=True)
+    website = models.URLField(blank=True)
+    company_register = models.CharField(
+        max_length=120, blank=True, help_text="Register court and number, e.g. 'Amtsgericht Berlin HRB 12345'."
+    )
+    logo = models.ImageField(upload_to="legal_entities/logos/", blank=True)
+    brand_colour = models.CharField(max_length=7, default="#1F6FEB", validators=[hex_colour])
+    invoice_prefix = models.CharField(
+        max_length=10, validators=[RegexValidator(r"^[A-Z0-9]{1,10}$", "Use 1–10 capital letters or digits.")],
+        help_text="Series prefix of invoice numbers, e.g. 'DE' gives DE-2026-000001.",
+    )
+    invoice_number_padding = models.PositiveSmallIntegerField(
+        default=6, validators=[MinValueValidator(3), MaxValueValidator(10)]
+    )
+    invoice_numbers_restart_yearly = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "legal entities"
+        ordering = ["short_name"]
+        constraints = [models.UniqueConstraint(fields=["invoice_prefix"], name="legal_entity_unique_invoice_prefix")]
+
+    def __str__(self) -> str:
+        return self.short_name
+
+
+class LegalEntityRegistration(PublicModel):
+    class Kind(models.TextChoices):
+        VAT = "vat", "VAT number"
+        TAX_NUMBER = "tax_number", "Tax number"
+
+    legal_entity = models.ForeignKey(LegalEntity, on_delete=models.CASCADE, related_name="registrations")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.VAT)
+    country = CountryField()
+    number = models.CharField(max_length=40)
+    is_oss_registered = models.BooleanField(
+        "registered for OSS", default=False, help_text="Registered for the EU One-Stop Shop (B2C e-services)."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["legal_entity", "kind", "country"], name="legal_entity_registration_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class BankAccount(PublicModel):
+    legal_entity = models.ForeignKey(LegalEntity, on_delete=models.CASCADE, related_name="bank_accounts")
+    bank_name = models.CharField(max_length=120)
+    account_holder = models.CharField(max_length=200)
+    iban = models.CharField("IBAN", max_length=34)
+    bic = models.CharField("BIC", max_length=11)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="EUR")
+    is_default = models.BooleanField(default=False, help_text="Printed on invoices in this currency.")
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["legal_entity", "iban"], name="bank_account_unique_iban"),
+            models.UniqueConstraint(
+                fields=["legal_entity", "currency"], condition=Q(is_default=True), name="bank_account_one_default"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bank_name} {self.iban[-4:]}"
+
+
+# --- customers ----------------------------------------------------------------------------------------
+
+
+class Customer(PublicModel):
+    """The canonical customer record every project and invoice points at."""
+
+    class Status(models.TextChoices):
+        PROSPECT = "prospect", "Prospect"
+        ACTIVE = "active", "Active"
+        ON_HOLD = "on_hold", "On hold"
+        ARCHIVED = "archived", "Archived"
+
+    # The one transition table of the customer lifecycle; only customer_set_status moves along it.
+    TRANSITIONS = {
+        Status.PROSPECT: {Status.ACTIVE, Status.ARCHIVED},
+        Status.ACTIVE: {Status.ON_HOLD, Status.ARCHIVED},
+        Status.ON_HOLD: {Status.ACTIVE, Status.ARCHIVED},
+        Status.ARCHIVED: {Status.ACTIVE},
+    }
+
+    class Kind(models.TextChoices):
+        BUSINESS = "business", "Business"
+        CONSUMER = "consumer", "Consumer"
+
+    class DeliveryChannel(models.TextChoices):
+        EMAIL = "email", "Email with PDF"
+        PORTAL = "portal", "Customer's invoice portal"
+        EINVOICE = "einvoice", "E-invoice (Peppol / XRechnung)"
+        POST = "post", "Post"
+
+    class Consolidation(models.TextChoices):
+        PER_PROJECT = "per_project", "One invoice per project"
+        PER_CUSTOMER = "per_customer", "One invoice per customer"
+        PER_PURCHASE_ORDER = "per_purchase_order", "One invoice per purchase order"
+
+    number = models.CharField(max_length=20, unique=True, editable=False)
+    legal_name = models.CharField(max_length=200)
+    display_name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BUSINESS)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROSPECT, db_index=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_customers",
+        help_text="The sales rep who owns the account.",
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="subsidiaries",
+        help_text="Group parent, for group or consolidated billing.",
+    )
+    billing_entity = models.ForeignKey(
+        LegalEntity, null=True, blank=True, on_delete=models.PROTECT, related_name="customers",
+        help_text="Which of our legal entities bills this customer by default.",
+    )
+    default_currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="EUR")
+    payment_terms_days = models.PositiveSmallIntegerField(
+        "payment terms (net days)", default=30, validators=[MaxValueValidator(365)]
+    )
+    early_discount_percent = models.DecimalField(
+        "early-payment discount %", max_digits=5, decimal_places=2, default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    early_discount_days = models.PositiveSmallIntegerField("early-payment discount within days", default=0)
+    invoice_language = models.CharField(max_length=2, choices=Language.choices, default=Language.EN)
+    delivery_channel = models.CharField(max_length=10, choices=DeliveryChannel.choices, default=DeliveryChannel.EMAIL)
+    consolidation = models.CharField(max_length=20, choices=Consolidation.choices, default=Consolidation.PER_PROJECT)
+    purchase_order_required = models.BooleanField(default=False)
+    einvoice_endpoint = models.CharField(
+        "e-invoice endpoint", max_length=100, blank=True,
+        help_text="Peppol participant ID (scheme:identifier, e.g. 0088:5790000435951) or Leitweg-ID.",
+    )
+    notes = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["display_name"]
+        permissions = [("change_customer_billing", "Can change the billing fields of a customer")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(early_discount_percent__gte=0) & Q(early_discount_percent__lte=100),
+                name="customer_early_discount_percent_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["legal_name"]), models.Index(fields=["owner", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.number})" if self.number else self.display_name
+
+    def can_transition_to(self, status: str) -> bool:
+        return status in self.TRANSITIONS.get(self.Status(self.status), set())
+
+
+class Address(PublicModel, AddressFields):
+    class Kind(models.TextChoices):
+        BILLING = "billing", "Billing"
+        SHIPPING = "shipping", "Delivery"
+        OTHER = "other", "Other"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="addresses")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BILLING)
+    label = models.CharField(max_length=80, blank=True, help_text="e.g. 'Accounts payable, Dublin office'.")
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "addresses"
+        ordering = ["kind", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"], condition=Q(kind="billing"), name="address_one_billing_per_customer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return ", ".join(self.address_lines()[:3])
+
+
+class TaxRegistration(PublicModel):
+    """A customer's VAT (or similar) registration, stored normalised after python-stdnum validated it."""
+
+    class Kind(models.TextChoices):
+        VAT = "vat", "VAT number"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="registrations")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.VAT)
+    country = CountryField()
+    number = models.CharField(max_length=40, help_text="Normalised: country prefix and digits, no spaces.")
+    validated_at = models.DateTimeField(null=True, blank=True, help_text="When the format and checksum passed.")
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "kind", "country"], name="tax_registration_one_per_country"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class Contact(PublicModel):
+    class Role(models.TextChoices):
+        PRIMARY = "primary", "Primary"
+        BILLING = "billing", "Billing"
+        SECONDARY = "secondary", "Secondary"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    first_name = models.CharField(max_length=80, blank=True)
+    last_name = models.CharField(max_length=80)
+    email = models.EmailField()
+    phone = models.CharField(max_length=40, blank=True)
+    job_title = models.CharField(max_length=120, blank=True)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.SECONDARY)
+    receives_invoices = models.BooleanField(default=False)
+    receives_reminders = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "email"], name="contact_unique_email_per_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+# --- catalog ------------------------------------------------------------------------------------------
+
+
+class UnitCode(models.TextChoices):
+    """Units of measure by UN/ECE Recommendation 20 (the codes EN 16931 invoices carry, BT-130)."""
+
+    HOUR = "HUR", "HUR — hour"
+    DAY = "DAY", "DAY — day"
+    WEEK = "WEE", "WEE — week"
+    MONTH = "MON", "MON — month"
+    YEAR = "ANN", "ANN — year"
+    ONE = "C62", "C62 — one (unit)"
+    PIECE = "H87", "H87 — piece"
+    LUMP_SUM = "LS", "LS — lump sum"
+    KILOMETRE = "KMT", "KMT — kilometre"
+    GIGABYTE = "E34", "E34 — gigabyte"
+
+
+class Product(PublicModel):
+    """A product or service in the catalog: how it is named to clients, priced, taxed and recognised."""
+
+    class Kind(models.TextChoices):
+        SERVICE = "service", "Service"
+        GOODS = "goods", "Goods"
+        EXPENSE = "expense", "Expense"
+        FEE = "fee", "Fee"
+
+    class PricingRule(models.TextChoices):
+        FIXED = "fixed", "Fixed price per unit"
+        RATE_CARD = "rate_card", "From the project's rate card"
+
+    class RevenueRecognition(models.TextChoices):
+        ON_ISSUE = "on_issue", "On invoice issue"
+        ON_DELIVERY = "on_delivery", "On delivery / acceptance"
+        RATABLY = "ratably", "Ratably over the service period"
+
+    code = models.CharField(
+        max_length=30, unique=True,
+        validators=[RegexValidator(r"^[A-Z0-9][A-Z0-9._-]*$", "Use capital letters, digits, '.', '_' or '-'.")],
+    )
+    name = models.CharField("client-facing name", max_length=120)
+    description = models.TextField("client-facing description", blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SERVICE)
+    unit = models.CharField(max_length=3, choices=UnitCode.choices, default=UnitCode.HOUR)
+    default_price_amount = models.DecimalField(
+        "default unit price", max_digits=18, decimal_places=4, default=0, validators=[MinValueValidator(0)]
+    )
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="EUR")
+    pricing_rule = models.CharField(max_length=10, choices=PricingRule.choices, default=PricingRule.FIXED)
+    revenue_account = models.CharField(
+        "revenue GL account", max_length=20,
+        validators=[RegexValidator(r"^[0-9A-Za-z.-]{2,20}$", "A GL account is 2–20 letters, digits, '.' or '-'.")],
+    )
+    default_tax_category = models.CharField(max_length=2, choices=TaxCategory.choices, default=TaxCategory.STANDARD)
+    revenue_recognition = models.CharField(
+        max_length=12, choices=RevenueRecognition.choices, default=RevenueRecognition.ON_ISSUE
+    )
+    is_active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(default_price_amount__gte=0), name="product_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"

@@ -1,0 +1,14 @@
+"""VAT category codes of UNCL5305 as EN 16931 uses them (BT-118 / BT-151)."""
+
+from django.db import models
+
+
+class TaxCategory(models.TextChoices):
+    STANDARD = "S", "S — Standard rate"
+    REDUCED = "AA", "AA — Lower (reduced) rate"
+    ZERO = "Z", "Z — Zero rated"
+    EXEMPT = "E", "E — Exempt from tax"
+    REVERSE_CHARGE = "AE", "AE — VAT reverse charge"
+    INTRA_COMMUNITY = "K", "K — Intra-community supply (VAT exempt)"
+    EXPORT = "G", "G — Free export item, tax not charged"
+    NOT_SUBJECT = "O", "O — Services outside the scope of tax"
