@@ -1,0 +1,621 @@
+"""Every write of customers, contacts, the catalog and our legal entities.
+
+Services validate the whole input first and save nothing unless all of it is valid; errors are collected
+under flat keys (``legal_name``, ``addresses``, ``addresses.1.country``) so a page can put each message
+next to its input and the API can return them as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from django_countries import countries
+from guardian.shortcuts import assign_perm, remove_perm
+
+from backbone.errors import NotPermitted, TransitionNotAllowed, ValidationFailed
+from backbone.history import set_actor, set_reason
+from backbone.money import CURRENCY_CODES
+from backbone.roles import Role, has_role, is_read_only
+from backbone.services import external_id_link, sequence_next
+from tax.registrations import RegistrationInvalid, validate_bic, validate_iban, validate_vat
+
+from .lock_objects import customer_for_update, legal_entity_for_update, product_for_update
+from .models import (
+    Address,
+    BankAccount,
+    Contact,
+    Customer,
+    LegalEntity,
+    LegalEntityRegistration,
+    Product,
+    TaxRegistration,
+)
+from .selectors import customer_edit_scope, customers_visible_to
+
+CORE_FIELDS = ("legal_name", "display_name", "kind", "owner", "parent", "notes")
+BILLING_FIELDS = (
+    "billing_entity",
+    "default_currency",
+    "payment_terms_days",
+    "early_discount_percent",
+    "early_discount_days",
+    "invoice_language",
+    "delivery_channel",
+    "consolidation",
+    "purchase_order_required",
+    "einvoice_endpoint",
+)
+CUSTOMER_FIELDS = CORE_FIELDS + BILLING_FIELDS
+ADDRESS_FIELDS = ("kind", "label", "line1", "line2", "postal_code", "city", "region", "country")
+REGISTRATION_FIELDS = ("kind", "country", "number")
+CONTACT_FIELDS = (
+    "first_name", "last_name", "email", "phone", "job_title", "role", "receives_invoices", "receives_reminders",
+    "is_active",
+)
+DEFAULT_REASON = {"create": "Created", "update": "Edited"}
+
+
+class _Errors:
+    """Collects messages under flat keys; raises them together."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, key: str, message: str) -> None:
+        self.errors.setdefault(key, []).append(message)
+
+    def merge(self, prefix: str, exc: ValidationError) -> None:
+        for field, messages in exc.message_dict.items():
+            key = prefix.rstrip(".") if field == "__all__" else f"{prefix}{field}"
+            for message in messages:
+                self.add(key or "non_field_errors", message)
+
+    def raise_if_any(self, summary: str) -> None:
+        if self.errors:
+            first_key, first_messages = next(iter(self.errors.items()))
+            raise ValidationFailed(f"{summary} {first_messages[0]}".strip(), errors=self.errors)
+
+
+def _require_writer(user) -> None:
+    if not getattr(user, "is_authenticated", False):
+        raise NotPermitted("Sign in to make changes.")
+    if is_read_only(user):
+        raise NotPermitted("Auditors can view everything but change nothing.")
+
+
+def _check_country(errors: _Errors, key: str, value: Any) -> str:
+    code = str(value or "").strip().upper()
+    if not code:
+        errors.add(key, "Choose a country.")
+    elif code not in countries:
+        errors.add(key, f"'{value}' is not an ISO 3166 country code (e.g. DE, FR, GB).")
+    return code
+
+
+def _full_clean(errors: _Errors, prefix: str, instance: models.Model, exclude: Iterable[str] = ()) -> None:
+    try:
+        instance.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        errors.merge(prefix, exc)
+
+
+def _stamp(instance: models.Model, *, user, reason: str) -> models.Model:
+    set_actor(instance, user)
+    set_reason(instance, reason)
+    return instance
+
+
+# --- customers ----------------------------------------------------------------------------------------
+
+
+def _validate_addresses(errors: _Errors, rows: Sequence[Mapping[str, Any]]) -> list[Address]:
+    built = []
+    for index, row in enumerate(rows):
+        prefix = f"addresses.{index}."
+        address = Address(**{f: row[f] for f in ADDRESS_FIELDS if f in row and f != "country"})
+        address.country = _check_country(errors, f"{prefix}country", row.get("country"))
+        _full_clean(errors, prefix, address, exclude=["customer", "country"])
+        built.append(address)
+    billing = [a for a in built if a.kind == Address.Kind.BILLING]
+    if not billing:
+        errors.add("addresses", "A billing address is required: add an address of kind 'Billing'.")
+    elif len(billing) > 1:
+        errors.add("addresses", "Only one billing address is allowed; mark the others as 'Delivery' or 'Other'.")
+    return built
+
+
+def _validate_registrations(errors: _Errors, rows: Sequence[Mapping[str, Any]]) -> list[TaxRegistration]:
+    built, seen = [], set()
+    for index, row in enumerate(rows):
+        prefix = f"registrations.{index}."
+        country = _check_country(errors, f"{prefix}country", row.get("country"))
+        registration = TaxRegistration(kind=row.get("kind") or TaxRegistration.Kind.VAT, country=country)
+        number = str(row.get("number") or "").strip()
+        if not number:
+            errors.add(f"{prefix}number", "Enter the VAT number.")
+        elif country in countries:
+            try:
+                parsed = validate_vat(number, country)
+            except RegistrationInvalid as exc:
+                errors.add(f"{prefix}number", str(exc))
+            else:
+                registration.number = parsed.number
+                registration.validated_at = timezone.now()
+        if (registration.kind, country) in seen:
+            errors.add(f"{prefix}country", f"There is already a {country} VAT number for this customer.")
+        seen.add((registration.kind, country))
+        built.append(registration)
+    return built
+
+
+def _validate_contacts(errors: _Errors, rows: Sequence[Mapping[str, Any]]) -> list[Contact]:
+    built, emails = [], set()
+    for index, row in enumerate(rows):
+        prefix = f"contacts.{index}."
+        contact = Contact(**{f: row[f] for f in CONTACT_FIELDS if f in row})
+        contact.email = (contact.email or "").strip().lower()
+        _full_clean(errors, prefix, contact, exclude=["customer"])
+        if contact.email and contact.email in emails:
+            errors.add(f"{prefix}email", f"{contact.email} is listed twice; each contact needs its own email.")
+        emails.add(contact.email)
+        built.append(contact)
+    return built
+
+
+def _validate_customer_fields(errors: _Errors, customer: Customer, *, user) -> None:
+    if not (customer.display_name or "").strip():
+        customer.display_name = (customer.legal_name or "").strip()[:120]
+    if customer.default_currency not in CURRENCY_CODES:
+        errors.add("default_currency", f"'{customer.default_currency}' is not a currency Throughline bills in.")
+    _full_clean(errors, "", customer, exclude=["number", "owner", "parent", "billing_entity"])
+    if customer.owner_id and not has_role(customer.owner, Role.SALES, Role.ADMIN):
+        errors.add("owner", f"{customer.owner.get_username()} is not a sales rep; only sales reps own accounts.")
+    if customer.parent_id:
+        if customer.pk and customer.parent_id == customer.pk:
+            errors.add("parent", "A customer cannot be its own parent.")
+        elif not customers_visible_to(user).filter(pk=customer.parent_id).exists():
+            errors.add("parent", "The parent customer does not exist or is not visible to you.")
+        elif customer.pk:
+            ancestor, depth = customer.parent, 0
+            while ancestor is not None and depth < 50:
+                if ancestor.pk == customer.pk:
+                    errors.add("parent", "That parent would make a loop in the customer group.")
+                    break
+                ancestor, depth = ancestor.parent, depth + 1
+    if customer.early_discount_percent and not customer.early_discount_days:
+        errors.add("early_discount_days", "Say within how many days the early-payment discount applies.")
+    if customer.early_discount_days and customer.early_discount_days >= customer.payment_terms_days:
+        errors.add("early_discount_days", "The discount period must be shorter than the payment terms.")
+
+
+def _set_owner_permission(customer: Customer, *, old_owner, new_owner) -> None:
+    if old_owner is not None and old_owner != new_owner:
+        remove_perm("customers.change_customer", old_owner, customer)
+    if new_owner is not None:
+        assign_perm("customers.change_customer", new_owner, customer)
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    user,
+    data: Mapping[str, Any],
+    addresses: Sequence[Mapping[str, Any]],
+    registrations: Sequence[Mapping[str, Any]] = (),
+    contacts: Sequence[Mapping[str, Any]] = (),
+    external_ids: Sequence[Mapping[str, str]] = (),
+    reason: str = "",
+) -> Customer:
+    """Create a customer with its addresses, registrations and contacts, all or nothing.
+
+    The creator owns the account unless ``data['owner']`` names another sales rep (admins only).
+    """
+    _require_writer(user)
+    if not user.has_perm("customers.add_customer"):
+        raise NotPermitted("Your role cannot create customers.")
+    errors = _Errors()
+    customer = Customer(**{f: data[f] for f in CUSTOMER_FIELDS if f in data and data[f] is not None})
+    if "status" in data and data["status"] not in (None, "", Customer.Status.PROSPECT, Customer.Status.ACTIVE):
+        errors.add("status", "A new customer starts as a prospect or active.")
+    customer.status = data.get("status") or Customer.Status.PROSPECT
+    if customer.owner_id is None and has_role(user, Role.SALES):
+        customer.owner = user
+    if customer.owner_id and customer.owner_id != user.pk and not (user.is_superuser or has_role(user, Role.ADMIN)):
+        errors.add("owner", "You can only create accounts that you own; an admin can hand them over.")
+    _validate_customer_fields(errors, customer, user=user)
+    built_addresses = _validate_addresses(errors, addresses)
+    built_registrations = _validate_registrations(errors, registrations)
+    built_contacts = _validate_contacts(errors, contacts)
+    errors.raise_if_any("The customer was not saved.")
+
+    reason = reason or DEFAULT_REASON["create"]
+    customer.number = sequence_next(key="customer", prefix="CUST")
+    _stamp(customer, user=user, reason=reason).save()
+    for child in (*built_addresses, *built_registrations, *built_contacts):
+        child.customer = customer
+        _stamp(child, user=user, reason=reason).save()
+    _set_owner_permission(customer, old_owner=None, new_owner=customer.owner)
+    for link in external_ids:
+        external_id_link(obj=customer, system=link.get("system", ""), external_id=link.get("external_id", ""),
+                         user=user)
+    return customer
+
+
+def _sync_children(
+    *, customer: Customer, manager, model, built: list, rows: Sequence[Mapping[str, Any]], fields: Sequence[str],
+    user, reason: str, errors: _Errors, prefix: str,
+) -> list:
+    """Plan the replacement of a customer's child rows by ``rows`` (matched by ``public_id``).
+
+    Returns the (action, instance) list; nothing is written here so that all errors surface first.
+    """
+    existing = {str(child.public_id): child for child in manager.all()}
+    plan, kept = [], set()
+    for index, (row, fresh) in enumerate(zip(rows, built, strict=True)):
+        key = str(row.get("public_id") or "")
+        if key:
+            current = existing.get(key)
+            if current is None:
+                errors.add(f"{prefix}.{index}.public_id", f"This {model._meta.verbose_name} does not belong to the customer.")
+                continue
+            for field in fields:
+                setattr(current, field, getattr(fresh, field))
+            if hasattr(fresh, "validated_at"):
+                current.validated_at = fresh.validated_at
+            kept.add(key)
+            plan.append(("save", current))
+        else:
+            fresh.customer = customer
+            plan.append(("save", fresh))
+    for key, child in existing.items():
+        if key not in kept:
+            plan.append(("delete", child))
+    return plan
+
+
+@transaction.atomic
+def customer_update(
+    *,
+    user,
+    customer: Customer,
+    data: Mapping[str, Any],
+    addresses: Sequence[Mapping[str, Any]] | None = None,
+    registrations: Sequence[Mapping[str, Any]] | None = None,
+    contacts: Sequence[Mapping[str, Any]] | None = None,
+    reason: str = "",
+) -> Customer:
+    """Change a customer; nested lists, when given, replace the current rows (matched by ``public_id``).
+
+    Finance may change only the billing fields and the nested billing data; asking for more is refused
+    with the names of the fields.
+    """
+    _require_writer(user)
+    scope = customer_edit_scope(user=user, customer=customer)
+    if scope is None:
+        raise NotPermitted("You cannot edit this customer.")
+    customer = customer_for_update(pk=customer.pk)
+    errors = _Errors()
+    allowed = CUSTOMER_FIELDS if scope == "all" else BILLING_FIELDS
+    changed = {f: v for f, v in data.items() if f in CUSTOMER_FIELDS and getattr(customer, f if f not in ("owner", "parent", "billing_entity") else f"{f}_id") != (getattr(v, "pk", v))}
+    refused = sorted(set(changed) - set(allowed))
+    if refused:
+        raise NotPermitted(
+            "Finance can change only the billing fields of a customer; not: " + ", ".join(refused) + ".",
+            errors={field: ["Only the account owner or an admin can change this."] for field in refused},
+        )
+    old_owner = customer.owner
+    for field, value in changed.items():
+        setattr(customer, field, value)
+    if "owner" in changed and not (user.is_superuser or has_role(user, Role.ADMIN) or old_owner == user):
+        errors.add("owner", "Only the current owner or an admin can hand an account over.")
+    _validate_customer_fields(errors, customer, user=user)
+    plans = []
+    if addresses is not None:
+        built = _validate_addresses(errors, addresses)
+        plans += _sync_children(customer=customer, manager=customer.addresses, model=Address, built=built,
+                                rows=addresses, fields=ADDRESS_FIELDS, user=user, reason=reason, errors=errors,
+                                prefix="addresses")
+    if registrations is not None:
+        built = _validate_registrations(errors, registrations)
+        plans += _sync_children(customer=customer, manager=customer.registrations, model=TaxRegistration,
+                                built=built, rows=registrations, fields=REGISTRATION_FIELDS, user=user,
+                                reason=reason, errors=errors, prefix="registrations")
+    if contacts is not None:
+        built = _validate_contacts(errors, contacts)
+        plans += _sync_children(customer=customer, manager=customer.contacts, model=Contact, built=built,
+                                rows=contacts, fields=CONTACT_FIELDS, user=user, reason=reason, errors=errors,
+                                prefix="contacts")
+    errors.raise_if_any("The customer was not saved.")
+
+    reason = reason or DEFAULT_REASON["update"]
+    if changed:
+        _stamp(customer, user=user, reason=reason).save()
+    # Deletes first, so a replaced billing address never collides with the one-billing-address constraint.
+    for action, child in sorted(plans, key=lambda item: item[0] != "delete"):
+        _stamp(child, user=user, reason=reason)
+        if action == "delete":
+            child.delete()
+        else:
+            child.save()
+    if "owner" in changed:
+        _set_owner_permission(customer, old_owner=old_owner, new_owner=customer.owner)
+    return customer
+
+
+@transaction.atomic
+def customer_set_status(*, user, customer: Customer, status: str, reason: str = "") -> Customer:
+    """Move a customer along its lifecycle (prospect → active → on hold / archived)."""
+    _require_writer(user)
+    if customer_edit_scope(user=user, customer=customer) is None:
+        raise NotPermitted("You cannot change the status of this customer.")
+    if status not in Customer.Status.values:
+        raise ValidationFailed(f"'{status}' is not a customer status.", field="status")
+    customer = customer_for_update(pk=customer.pk)
+    if customer.status == status:
+        return customer
+    if not customer.can_transition_to(status):
+        raise TransitionNotAllowed(
+            f"A customer cannot go from {customer.get_status_display()} to {Customer.Status(status).label}.",
+            field="status",
+        )
+    if status == Customer.Status.ARCHIVED and not reason.strip():
+        raise ValidationFailed("Say why the customer is archived.", field="reason")
+    customer.status = status
+    _stamp(customer, user=user, reason=reason or f"Status → {Customer.Status(status).label}")
+    customer.save(update_fields=["status", "updated_at"])
+    return customer
+
+
+def customer_link_external_id(*, user, customer: Customer, system: str, external_id: str):
+    _require_writer(user)
+    if customer_edit_scope(user=user, customer=customer) is None:
+        raise NotPermitted("You cannot link external IDs to this customer.")
+    return external_id_link(obj=customer, system=system, external_id=external_id, user=user)
+
+
+# --- contacts -----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def contact_create(*, user, customer: Customer, data: Mapping[str, Any], reason: str = "") -> Contact:
+    _require_writer(user)
+    if customer_edit_scope(user=user, customer=customer) is None:
+        raise NotPermitted("You cannot add contacts to this customer.")
+    errors = _Errors()
+    (contact,) = _validate_contacts(errors, [data])
+    if contact.email and customer.contacts.filter(email=contact.email).exists():
+        errors.add("contacts.0.email", f"{contact.email} is already a contact of this customer.")
+    errors.errors = {key.removeprefix("contacts.0."): value for key, value in errors.errors.items()}
+    errors.raise_if_any("The contact was not saved.")
+    contact.customer = customer
+    _stamp(contact, user=user, reason=reason or DEFAULT_REASON["create"]).save()
+    return contact
+
+
+@transaction.atomic
+def contact_update(*, user, contact: Contact, data: Mapping[str, Any], reason: str = "") -> Contact:
+    _require_writer(user)
+    if customer_edit_scope(user=user, customer=contact.customer) is None:
+        raise NotPermitted("You cannot edit this contact.")
+    merged = {f: getattr(contact, f) for f in CONTACT_FIELDS} | {f: v for f, v in data.items() if f in CONTACT_FIELDS}
+    errors = _Errors()
+    (fresh,) = _validate_contacts(errors, [merged])
+    if fresh.email and contact.customer.contacts.filter(email=fresh.email).exclude(pk=contact.pk).exists():
+        errors.add("contacts.0.email", f"{fresh.email} is already a contact of this customer.")
+    errors.errors = {key.removeprefix("contacts.0."): value for key, value in errors.errors.items()}
+    errors.raise_if_any("The contact was not saved.")
+    for field in CONTACT_FIELDS:
+        setattr(contact, field, getattr(fresh, field))
+    _stamp(contact, user=user, reason=reason or DEFAULT_REASON["update"]).save()
+    return contact
+
+
+@transaction.atomic
+def contact_delete(*, user, contact: Contact, reason: str = "") -> None:
+    _require_writer(user)
+    if customer_edit_scope(user=user, customer=contact.customer) is None:
+        raise NotPermitted("You cannot delete this contact.")
+    _stamp(contact, user=user, reason=reason or "Deleted").delete()
+
+
+# --- catalog ------------------------------------------------------------------------------------------
+
+PRODUCT_FIELDS = (
+    "code", "name", "description", "kind", "unit", "default_price_amount", "currency", "pricing_rule",
+    "revenue_account", "default_tax_category", "revenue_recognition", "is_active",
+)
+
+
+def _validate_product(errors: _Errors, product: Product) -> None:
+    product.code = (product.code or "").strip().upper()
+    if product.currency not in CURRENCY_CODES:
+        errors.add("currency", f"'{product.currency}' is not a currency Throughline bills in.")
+    _full_clean(errors, "", product)
+    if product.code and Product.objects.filter(code=product.code).exclude(pk=product.pk).exists():
+        errors.add("code", f"The code {product.code} is already used by another product.")
+    if product.pricing_rule == Product.PricingRule.RATE_CARD and product.kind != Product.Kind.SERVICE:
+        errors.add("pricing_rule", "Only services are priced from the project's rate card.")
+
+
+@transaction.atomic
+def product_create(*, user, data: Mapping[str, Any], reason: str = "") -> Product:
+    _require_writer(user)
+    if not user.has_perm("customers.add_product"):
+        raise NotPermitted("Your role cannot add products to the catalog.")
+    errors = _Errors()
+    product = Product(**{f: data[f] for f in PRODUCT_FIELDS if f in data and data[f] is not None})
+    _validate_product(errors, product)
+    errors.raise_if_any("The product was not saved.")
+    _stamp(product, user=user, reason=reason or DEFAULT_REASON["create"]).save()
+    return product
+
+
+@transaction.atomic
+def product_update(*, user, product: Product, data: Mapping[str, Any], reason: str = "") -> Product:
+    _require_writer(user)
+    if not user.has_perm("customers.change_product"):
+        raise NotPermitted("Your role cannot change the catalog.")
+    product = product_for_update(pk=product.pk)
+    for field in PRODUCT_FIELDS:
+        if field in data and data[field] is not None:
+            setattr(product, field, data[field])
+    errors = _Errors()
+    _validate_product(errors, product)
+    errors.raise_if_any("The product was not saved.")
+    _stamp(product, user=user, reason=reason or DEFAULT_REASON["update"]).save()
+    return product
+
+
+# --- our legal entities -------------------------------------------------------------------------------
+
+LEGAL_ENTITY_FIELDS = (
+    "legal_name", "short_name", "line1", "line2", "postal_code", "city", "region", "country", "default_currency",
+    "email", "website", "company_register", "logo", "brand_colour", "invoice_prefix", "invoice_number_padding",
+    "invoice_numbers_restart_yearly", "is_active",
+)
+LEGAL_REGISTRATION_FIELDS = ("kind", "country", "number", "is_oss_registered")
+BANK_ACCOUNT_FIELDS = ("bank_name", "account_holder", "iban", "bic", "currency", "is_default")
+
+LOGO_MAX_BYTES = 1024 * 1024
+LOGO_TYPES = {"image/png", "image/jpeg", "image/svg+xml"}
+
+
+def _validate_logo(errors: _Errors, logo) -> None:
+    if not logo or not hasattr(logo, "size") or getattr(logo, "_committed", True):
+        return
+    if logo.size > LOGO_MAX_BYTES:
+        errors.add("logo", f"The logo is {logo.size // 1024} KB; the limit is {LOGO_MAX_BYTES // 1024} KB.")
+    content_type = getattr(logo, "content_type", None)
+    if content_type and content_type not in LOGO_TYPES:
+        errors.add("logo", "A logo must be a PNG or JPEG image.")
+
+
+def _validate_entity_children(
+    errors: _Errors, registrations: Sequence[Mapping[str, Any]], bank_accounts: Sequence[Mapping[str, Any]]
+) -> tuple[list[LegalEntityRegistration], list[BankAccount]]:
+    regs, seen = [], set()
+    for index, row in enumerate(registrations):
+        prefix = f"registrations.{index}."
+        country = _check_country(errors, f"{prefix}country", row.get("country"))
+        reg = LegalEntityRegistration(
+            kind=row.get("kind") or LegalEntityRegistration.Kind.VAT, country=country,
+            number=str(row.get("number") or "").strip(), is_oss_registered=bool(row.get("is_oss_registered")),
+        )
+        if not reg.number:
+            errors.add(f"{prefix}number", "Enter the registration number.")
+        elif reg.kind == LegalEntityRegistration.Kind.VAT and country in countries:
+            try:
+                reg.number = validate_vat(reg.number, country).number
+            except RegistrationInvalid as exc:
+                errors.add(f"{prefix}number", str(exc))
+        if (reg.kind, country) in seen:
+            errors.add(f"{prefix}country", f"There is already a {reg.get_kind_display()} for {country}.")
+        seen.add((reg.kind, country))
+        regs.append(reg)
+    accounts, defaults, ibans = [], set(), set()
+    for index, row in enumerate(bank_accounts):
+        prefix = f"bank_accounts.{index}."
+        account = BankAccount(**{f: row[f] for f in BANK_ACCOUNT_FIELDS if f in row and row[f] is not None})
+        try:
+            account.iban = validate_iban(account.iban)
+        except RegistrationInvalid as exc:
+            errors.add(f"{prefix}iban", str(exc))
+        try:
+            account.bic = validate_bic(account.bic)
+        except RegistrationInvalid as exc:
+            errors.add(f"{prefix}bic", str(exc))
+        if account.currency not in CURRENCY_CODES:
+            errors.add(f"{prefix}currency", f"'{account.currency}' is not a currency Throughline bills in.")
+        _full_clean(errors, prefix, account, exclude=["legal_entity", "iban", "bic"])
+        if account.iban in ibans:
+            errors.add(f"{prefix}iban", "This IBAN is listed twice.")
+        ibans.add(account.iban)
+        if account.is_default:
+            if account.currency in defaults:
+                errors.add(f"{prefix}is_default", f"Only one default bank account per currency ({account.currency}).")
+            defaults.add(account.currency)
+        accounts.append(account)
+    return regs, accounts
+
+
+def _validate_entity(errors: _Errors, entity: LegalEntity) -> None:
+    entity.country = _check_country(errors, "country", entity.country)
+    if entity.default_currency not in CURRENCY_CODES:
+        errors.add("default_currency", f"'{entity.default_currency}' is not a currency Throughline bills in.")
+    entity.invoice_prefix = (entity.invoice_prefix or "").strip().upper()
+    _full_clean(errors, "", entity, exclude=["country", "logo"])
+    _validate_logo(errors, entity.logo)
+    if LegalEntity.objects.filter(legal_name=entity.legal_name).exclude(pk=entity.pk).exists():
+        errors.add("legal_name", "Another legal entity already has this legal name.")
+    if entity.invoice_prefix and LegalEntity.objects.filter(invoice_prefix=entity.invoice_prefix).exclude(pk=entity.pk).exists():
+        errors.add("invoice_prefix", f"The invoice prefix {entity.invoice_prefix} is already used by another entity.")
+
+
+def _replace_entity_children(entity: LegalEntity, regs, accounts, *, user, reason: str) -> None:
+    for old in (*entity.registrations.all(), *entity.bank_accounts.all()):
+        _stamp(old, user=user, reason=reason).delete()
+    for child in (*regs, *accounts):
+        child.legal_entity = entity
+        _stamp(child, user=user, reason=reason).save()
+
+
+@transaction.atomic
+def legal_entity_create(
+    *, user, data: Mapping[str, Any], registrations: Sequence[Mapping[str, Any]] = (),
+    bank_accounts: Sequence[Mapping[str, Any]] = (), reason: str = "",
+) -> LegalEntity:
+    _require_writer(user)
+    if not user.has_perm("customers.add_legalentity"):
+        raise NotPermitted("Only finance and admins manage legal entities.")
+    errors = _Errors()
+    entity = LegalEntity(**{f: data[f] for f in LEGAL_ENTITY_FIELDS if f in data and data[f] is not None})
+    _validate_entity(errors, entity)
+    regs, accounts = _validate_entity_children(errors, registrations, bank_accounts)
+    errors.raise_if_any("The legal entity was not saved.")
+    reason = reason or DEFAULT_REASON["create"]
+    _stamp(entity, user=user, reason=reason).save()
+    _replace_entity_children(entity, regs, accounts, user=user, reason=reason)
+    return entity
+
+
+@transaction.atomic
+def legal_entity_update(
+    *, user, entity: LegalEntity, data: Mapping[str, Any],
+    registrations: Sequence[Mapping[str, Any]] | None = None,
+    bank_accounts: Sequence[Mapping[str, Any]] | None = None, reason: str = "",
+) -> LegalEntity:
+    """Change a legal entity; nested lists, when given, replace its registrations and bank accounts."""
+    _require_writer(user)
+    if not user.has_perm("customers.change_legalentity"):
+        raise NotPermitted("Only finance and admins manage legal entities.")
+    entity = legal_entity_for_update(pk=entity.pk)
+    for field in LEGAL_ENTITY_FIELDS:
+        if field in data and data[field] is not None:
+            setattr(entity, field, data[field])
+    errors = _Errors()
+    _validate_entity(errors, entity)
+    regs, accounts = _validate_entity_children(
+        errors,
+        registrations if registrations is not None else [],
+        bank_accounts if bank_accounts is not None else [],
+    )
+    errors.raise_if_any("The legal entity was not saved.")
+    reason = reason or DEFAULT_REASON["update"]
+    _stamp(entity, user=user, reason=reason).save()
+    if registrations is not None:
+        for old in entity.registrations.all():
+            _stamp(old, user=user, reason=reason).delete()
+        for child in regs:
+            child.legal_entity = entity
+            _stamp(child, user=user, reason=reason).save()
+    if bank_accounts is not None:
+        for old in entity.bank_accounts.all():
+            _stamp(old, user=user, reason=reason).delete()
+        for child in accounts:
+            child.legal_entity = entity
+            _stamp(child, user=user, reason=reason).save()
+    return entity
