@@ -6,4 +6,4 @@ class BackboneConfig(AppConfig):
     verbose_name = "Backbone"
 
     def ready(self) -> None:
-        from . import history  # noqa: F401  (connects the audit-chain receiver)
+        from . import demo, history  # noqa: F401  (audit-chain receiver; the demo users seeder)

@@ -67,5 +67,4 @@ def quantize(amount: Decimal | int | str, currency: str) -> Decimal:
 def format_money(amount: Decimal | int | str, currency: str, locale: str = "en") -> str:
     """Locale formatting (``1.234,50 €`` in de, ``€1,234.50`` in en) of the rounded amount."""
     value = quantize(amount, currency)
-    return format_currency(value, currency.upper(), locale=locale, currency_digits=False,
-                           format_type="standard", decimal_quantization=False)
+    return format_currency(value, currency.upper(), locale=locale)

@@ -12,6 +12,12 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-Q_CLUSTER = {"name": "throughline-test", "orm": "default", "sync": env.bool("Q_SYNC", default=True)}
+Q_CLUSTER = {
+    "name": "throughline-test",
+    "orm": "default",
+    "sync": env.bool("Q_SYNC", default=True),
+    "timeout": 60,
+    "retry": 120,
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": ""}

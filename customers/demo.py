@@ -1,0 +1,247 @@
+"""Demo data of the customers app: our two legal entities, a professional-services catalog and about 25
+customers in DE, FR, NL, IE, GB, US and CH, created through the services (so history and numbers are real).
+
+VAT numbers are made up but pass python-stdnum's format and checksum checks: each is a stem completed with
+the first check digits that validate. They are not real companies' registrations.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from itertools import product as cartesian
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from backbone.services import external_id_lookup
+from tax.registrations import RegistrationInvalid, validate_vat
+
+from .models import Customer, LegalEntity, Product
+from .services import customer_create, customer_set_status, legal_entity_create, product_create
+
+DEMO_SYSTEM = "demo"
+
+LEGAL_ENTITIES = [
+    {
+        "data": {
+            "legal_name": "Throughline Studio GmbH", "short_name": "Studio GmbH", "line1": "Torstraße 140",
+            "postal_code": "10119", "city": "Berlin", "country": "DE", "default_currency": "EUR",
+            "email": "billing@studio.example", "website": "https://studio.example",
+            "company_register": "Amtsgericht Charlottenburg HRB 219876 B", "brand_colour": "#1F6FEB",
+            "invoice_prefix": "DE",
+        },
+        "registrations": [{"kind": "vat", "country": "DE", "stem": "DE13658582"}],
+        "bank_accounts": [
+            {"bank_name": "Commerzbank Berlin", "account_holder": "Throughline Studio GmbH",
+             "iban": "DE89370400440532013000", "bic": "COBADEFFXXX", "currency": "EUR", "is_default": True},
+        ],
+    },
+    {
+        "data": {
+            "legal_name": "Throughline Studio Ltd", "short_name": "Studio Ltd", "line1": "71 Shoreditch High Street",
+            "postal_code": "E1 6JJ", "city": "London", "country": "GB", "default_currency": "GBP",
+            "email": "accounts@studio.example", "website": "https://studio.example",
+            "company_register": "Companies House 09876543", "brand_colour": "#0E7C66", "invoice_prefix": "UK",
+        },
+        "registrations": [{"kind": "vat", "country": "GB", "stem": "GB9807806"}],
+        "bank_accounts": [
+            {"bank_name": "Barclays London", "account_holder": "Throughline Studio Ltd",
+             "iban": "GB29NWBK60161331926819", "bic": "NWBKGB2LXXX", "currency": "GBP", "is_default": True},
+        ],
+    },
+]
+
+CATALOG = [
+    ("STR-WORKSHOP", "Discovery workshop", "Two-day workshop with stakeholders to frame goals, users and scope.",
+     "service", "DAY", "1800", "fixed", "8400", "S", "on_delivery"),
+    ("STR-RESEARCH", "User research", "Interviews, synthesis and a findings report.", "service", "HUR", "0",
+     "rate_card", "8400", "S", "on_issue"),
+    ("DES-UX", "UX design", "Flows, wireframes and prototypes.", "service", "HUR", "0", "rate_card", "8400", "S",
+     "on_issue"),
+    ("DES-UI", "Visual design", "Design system and high-fidelity screens.", "service", "HUR", "0", "rate_card",
+     "8400", "S", "on_issue"),
+    ("ENG-FE", "Front-end engineering", "Web front-end development.", "service", "HUR", "0", "rate_card", "8400",
+     "S", "on_issue"),
+    ("ENG-BE", "Back-end engineering", "APIs, integrations and data.", "service", "HUR", "0", "rate_card", "8400",
+     "S", "on_issue"),
+    ("PM", "Project management", "Planning, delivery management and reporting.", "service", "HUR", "0",
+     "rate_card", "8400", "S", "on_issue"),
+    ("QA", "Quality assurance", "Test planning, exploratory and automated testing.", "service", "HUR", "0",
+     "rate_card", "8400", "S", "on_issue"),
+    ("RET-SUPPORT", "Support retainer", "Monthly support and maintenance retainer, up to 20 hours.", "service",
+     "MON", "3200", "fixed", "8410", "S", "ratably"),
+    ("HOST-MANAGED", "Managed hosting", "Managed cloud hosting and monitoring per month.", "service", "MON", "450",
+     "fixed", "8420", "S", "ratably"),
+    ("LIC-FONT", "Font licence", "Commercial web-font licence, one year.", "goods", "ANN", "390", "fixed", "8300",
+     "S", "on_issue"),
+    ("TRAIN-DAY", "Training day", "On-site team training, per day.", "service", "DAY", "1500", "fixed", "8400", "S",
+     "on_delivery"),
+    ("EXP-TRAVEL", "Travel expenses", "Rebillable travel at cost plus markup.", "expense", "C62", "0", "fixed",
+     "8600", "S", "on_issue"),
+    ("EXP-SOFTWARE", "Third-party software", "Rebillable licences and services bought for the client.", "expense",
+     "C62", "0", "fixed", "8600", "S", "on_issue"),
+    ("FEE-RUSH", "Rush delivery fee", "Surcharge for delivery inside five working days.", "fee", "LS", "750",
+     "fixed", "8490", "S", "on_issue"),
+]
+
+# (key, legal name, country, city, street, postal code, VAT stem or None, currency, owner, status,
+#  billing contact, language, channel, PO required)
+CUSTOMERS = [
+    ("C01", "Nordlicht Energie AG", "DE", "Hamburg", "Am Sandtorkai 50", "20457", "DE2418863", "EUR", "sales",
+     "active", ("Katrin", "Vogel", "ap@nordlicht-energie.example"), "de", "einvoice", True),
+    ("C02", "Brauhaus Isar GmbH", "DE", "München", "Tal 12", "80331", "DE3117706", "EUR", "sales", "active",
+     ("Florian", "Huber", "rechnung@brauhaus-isar.example"), "de", "email", False),
+    ("C03", "Kessler Logistik GmbH & Co. KG", "DE", "Bremen", "Überseetor 18", "28217", "DE8115326", "EUR",
+     "sales2", "on_hold", ("Sabine", "Kessler", "buchhaltung@kessler-logistik.example"), "de", "email", True),
+    ("C04", "Rheinwerk Medien GmbH", "DE", "Köln", "Hohenzollernring 72", "50672", "DE1227539", "EUR", "sales",
+     "prospect", ("Tobias", "Schäfer", "finance@rheinwerk.example"), "de", "email", False),
+    ("C05", "Atelier Lumière SAS", "FR", "Paris", "12 Rue de Rivoli", "75004", "FR3032650", "EUR", "sales",
+     "active", ("Claire", "Martin", "compta@atelier-lumiere.example"), "fr", "email", False),
+    ("C06", "Vignobles Roussel SARL", "FR", "Bordeaux", "8 Quai des Chartrons", "33000", "FR7329155", "EUR",
+     "sales2", "active", ("Hugo", "Roussel", "factures@vignobles-roussel.example"), "fr", "portal", True),
+    ("C07", "Groupe Méridien SA", "FR", "Lyon", "25 Rue de la République", "69002", "FR5524481", "EUR", "sales",
+     "active", ("Élodie", "Bernard", "ap@groupe-meridien.example"), "fr", "einvoice", True),
+    ("C08", "Méridien Digital SAS", "FR", "Lyon", "25 Rue de la République", "69002", "FR4418377", "EUR", "sales",
+     "active", ("Julien", "Petit", "ap-digital@groupe-meridien.example"), "fr", "email", True),
+    ("C09", "Grachtenhuis B.V.", "NL", "Amsterdam", "Herengracht 182", "1016 BR", "NL00449544", "EUR", "sales",
+     "active", ("Sanne", "Bakker", "crediteuren@grachtenhuis.example"), "en", "einvoice", False),
+    ("C10", "Fietsfabriek Utrecht B.V.", "NL", "Utrecht", "Oudegracht 231", "3511 NK", "NL81234567", "EUR",
+     "sales2", "prospect", ("Daan", "de Jong", "finance@fietsfabriek.example"), "en", "email", False),
+    ("C11", "Havenkraan Rotterdam N.V.", "NL", "Rotterdam", "Wilhelminakade 137", "3072 AP", "NL12345678", "EUR",
+     "sales", "active", ("Lotte", "Visser", "ap@havenkraan.example"), "en", "email", True),
+    ("C12", "Liffey Analytics Ltd", "IE", "Dublin", "1 Grand Canal Square", "D02 P820", "IE643343", "EUR",
+     "sales", "active", ("Aoife", "Byrne", "accounts@liffey-analytics.example"), "en", "email", False),
+    ("C13", "Claddagh Foods Ltd", "IE", "Galway", "Dock Road 4", "H91 X2YK", "IE812345", "EUR", "sales2",
+     "active", ("Seán", "Murphy", "payables@claddagh-foods.example"), "en", "portal", True),
+    ("C14", "Thames & Co Publishing Ltd", "GB", "London", "80 Strand", "WC2R 0RL", "GB1234567", "GBP", "sales",
+     "active", ("Oliver", "Bennett", "accounts.payable@thamesco.example"), "en", "email", False),
+    ("C15", "Pennine Outdoor Ltd", "GB", "Manchester", "1 Spinningfields", "M3 3AP", "GB2345678", "GBP",
+     "sales2", "active", ("Harriet", "Clarke", "invoices@pennine-outdoor.example"), "en", "email", True),
+    ("C16", "Caledonia Renewables plc", "GB", "Edinburgh", "50 Lothian Road", "EH3 9WJ", "GB3456789", "GBP",
+     "sales", "prospect", ("Callum", "Fraser", "ap@caledonia-renewables.example"), "en", "email", True),
+    ("C17", "Bristol Harbour Studios Ltd", "GB", "Bristol", "Canons Way 3", "BS1 5TX", "GB4567891", "GBP",
+     "sales", "archived", ("Poppy", "Evans", "finance@bristolharbour.example"), "en", "post", False),
+    ("C18", "Golden Gate Robotics Inc.", "US", "San Francisco", "500 Howard Street", "94105", None, "USD",
+     "sales", "active", ("Ethan", "Brooks", "ap@goldengate-robotics.example"), "en", "email", True),
+    ("C19", "Hudson Valley Media LLC", "US", "New York", "75 Ninth Avenue", "10011", None, "USD", "sales2",
+     "active", ("Maya", "Collins", "payables@hudsonvalleymedia.example"), "en", "portal", False),
+    ("C20", "Lone Star Clinics Inc.", "US", "Austin", "600 Congress Avenue", "78701", None, "USD", "sales",
+     "prospect", ("Carlos", "Ramirez", "finance@lonestarclinics.example"), "en", "email", False),
+    ("C21", "Alpenblick Versicherungen AG", "CH", "Zürich", "Bahnhofstrasse 45", "8001", "CHE11628171", "CHF",
+     "sales", "active", ("Reto", "Meier", "kreditoren@alpenblick.example"), "de", "einvoice", True),
+    ("C22", "Genève Horlogerie SA", "CH", "Genève", "Rue du Rhône 62", "1204", "CHE10599621", "CHF", "sales2",
+     "active", ("Camille", "Favre", "comptabilite@geneve-horlogerie.example"), "fr", "email", False),
+    ("C23", "Berner Bergbahnen AG", "CH", "Bern", "Bundesplatz 3", "3011", "CHE13012345", "CHF", "sales",
+     "on_hold", ("Urs", "Zaugg", "buchhaltung@berner-bergbahnen.example"), "de", "post", False),
+    ("C24", "Spree Mobility GmbH", "DE", "Berlin", "Friedrichstraße 68", "10117", "DE2957264", "EUR", "sales2",
+     "active", ("Lena", "Wagner", "ap@spree-mobility.example"), "en", "email", False),
+    ("C25", "Elbe Health Tech GmbH", "DE", "Dresden", "Prager Straße 10", "01069", "DE1450713", "EUR", "sales",
+     "active", ("Jan", "Richter", "rechnungen@elbe-healthtech.example"), "de", "einvoice", True),
+]
+GROUP_PARENTS = {"C08": "C07"}
+
+
+def complete_vat(stem: str) -> str:
+    """The first number that starts with ``stem`` and passes its country's checksum (digits, or a letter
+    for Ireland's check character)."""
+    country = "GR" if stem[:2] == "EL" else stem[:2]
+    tails = {
+        "IE": ["".join(t) for t in cartesian("0123456789", "ABCDEFGHIJKLMNOPQRSTUVW")],
+        "NL": [f"{d}B01" for d in "0123456789"],
+        "CH": [f"{d}MWST" for d in "0123456789"],
+        "FR": None,
+    }.get(country) or ["".join(t) for t in cartesian("0123456789", repeat=2)] + list("0123456789")
+    if country == "FR":
+        # French VAT: FR + two-digit key + SIREN; the stem carries the SIREN's first 7 digits.
+        siren_head = stem[2:]
+        for key, tail in cartesian(range(100), ["".join(t) for t in cartesian("0123456789", repeat=2)]):
+            candidate = f"FR{key:02d}{siren_head}{tail}"
+            try:
+                return validate_vat(candidate, "FR").number
+            except RegistrationInvalid:
+                continue
+    for tail in tails:
+        try:
+            return validate_vat(f"{stem}{tail}", country).number
+        except RegistrationInvalid:
+            continue
+    raise ValueError(f"No valid VAT number completes {stem}.")
+
+
+def _demo_user(username: str):
+    return get_user_model().objects.filter(username=username).first()
+
+
+def seed_customers(*, password: str = "", **_) -> str:
+    admin = _demo_user("admin")
+    if admin is None:
+        raise RuntimeError("Run the users seeder first: the demo data is created by the demo admin.")
+    entities = {}
+    for spec in LEGAL_ENTITIES:
+        entity = LegalEntity.objects.filter(legal_name=spec["data"]["legal_name"]).first()
+        if entity is None:
+            registrations = [
+                {"kind": r["kind"], "country": r["country"], "number": complete_vat(r["stem"])}
+                for r in spec["registrations"]
+            ]
+            entity = legal_entity_create(user=admin, data=spec["data"], registrations=registrations,
+                                         bank_accounts=spec["bank_accounts"], reason="Demo data")
+        entities[entity.country.code] = entity
+
+    new_products = 0
+    for code, name, description, kind, unit, price, rule, account, category, recognition in CATALOG:
+        if not Product.objects.filter(code=code).exists():
+            product_create(user=admin, reason="Demo data", data={
+                "code": code, "name": name, "description": description, "kind": kind, "unit": unit,
+                "default_price_amount": Decimal(price), "currency": "EUR", "pricing_rule": rule,
+                "revenue_account": account, "default_tax_category": category, "revenue_recognition": recognition,
+            })
+            new_products += 1
+
+    new_customers = 0
+    created: dict[str, Customer] = {}
+    for (key, legal_name, country, city, street, postal, vat_stem, currency, owner, status, contact, language,
+         channel, po_required) in CUSTOMERS:
+        existing = external_id_lookup(model=Customer, system=DEMO_SYSTEM, external_id=key)
+        if existing is not None:
+            created[key] = existing
+            continue
+        with transaction.atomic():
+            owner_user = _demo_user(owner)
+            first, last, email = contact
+            registrations = [{"country": country, "number": complete_vat(vat_stem)}] if vat_stem else []
+            customer = customer_create(
+                user=owner_user,
+                data={
+                    "legal_name": legal_name,
+                    "display_name": legal_name.split(" GmbH")[0].split(" Ltd")[0].split(" SAS")[0],
+                    "default_currency": currency,
+                    "billing_entity": entities["GB" if country in ("GB", "IE", "US") else "DE"],
+                    "payment_terms_days": 14 if country == "DE" else 30,
+                    "invoice_language": language,
+                    "delivery_channel": channel,
+                    "purchase_order_required": po_required,
+                    "consolidation": "per_purchase_order" if po_required else "per_project",
+                    "parent": created.get(GROUP_PARENTS.get(key, "")),
+                    "einvoice_endpoint": "0088:54" + key[1:].zfill(11) if channel == "einvoice" else "",
+                },
+                addresses=[{"kind": "billing", "line1": street, "postal_code": postal, "city": city,
+                            "country": country}],
+                registrations=registrations,
+                contacts=[
+                    {"first_name": first, "last_name": last, "email": email, "role": "billing",
+                     "receives_invoices": True, "receives_reminders": True, "job_title": "Accounts payable"},
+                    {"first_name": "Project", "last_name": "Sponsor", "email": f"sponsor.{key.lower()}@example.com",
+                     "role": "primary", "job_title": "Head of Digital"},
+                ],
+                external_ids=[{"system": DEMO_SYSTEM, "external_id": key}],
+                reason="Demo data",
+            )
+            path = {"active": ["active"], "on_hold": ["active", "on_hold"], "archived": ["active", "archived"]}
+            for step in path.get(status, []):
+                customer = customer_set_status(user=owner_user, customer=customer, status=step,
+                                               reason="Demo data: lifecycle")
+            created[key] = customer
+            new_customers += 1
+    return (f"{len(entities)} legal entities, {Product.objects.count()} products ({new_products} new), "
+            f"{len(created)} customers ({new_customers} new)")
