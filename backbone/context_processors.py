@@ -1,2 +1,75 @@
-def navigation(request):
-    return {}
+"""Template context for every page: the navigation a person may use, their roles, and demo mode.
+
+The backbone may not import the apps above it, so menu entries name their pages by URL name; an entry
+whose page does not exist yet (its app not wired) is skipped. Values are computed lazily and once per
+request, so pages that do not show the navbar (the admin) pay nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+
+from .roles import Role, roles_of
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url: str
+    icon: str
+    active: bool
+
+
+# (label, URL name, Bootstrap icon, what it needs): a permission codename, "authenticated" or "staff".
+NAVIGATION = [
+    ("Home", "home", "house", "authenticated"),
+    ("Customers", "customers:customer-list", "people", "customers.view_customer"),
+    ("Catalog", "customers:product-list", "box-seam", "customers.view_product"),
+    ("Legal entities", "customers:legal-entity-list", "building", "customers.view_legalentity"),
+    ("History", "history", "clock-history", "backbone.view_auditentry"),
+    ("API docs", "api-docs", "braces", "authenticated"),
+    ("Admin", "admin:index", "gear", "staff"),
+]
+
+
+def _allowed(user, need: str) -> bool:
+    if need == "authenticated":
+        return True
+    if need == "staff":
+        return user.is_staff
+    return user.has_perm(need)
+
+
+def nav_items(request) -> list[NavItem]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return []
+    items = []
+    for label, url_name, icon, need in NAVIGATION:
+        if not _allowed(user, need):
+            continue
+        try:
+            url = reverse(url_name)
+        except NoReverseMatch:
+            continue
+        active = request.path == url if url == "/" else request.path.startswith(url)
+        items.append(NavItem(label=label, url=url, icon=icon, active=active))
+    return items
+
+
+def role_labels(user) -> list[str]:
+    held = roles_of(user)
+    return [role.label for role in Role if role.value in held]
+
+
+def navigation(request) -> dict:
+    user = getattr(request, "user", None)
+    return {
+        "nav_items": cache(lambda: nav_items(request)),
+        "user_roles": cache(lambda: role_labels(user) if user is not None else []),
+        "demo_mode": bool(getattr(settings, "DEMO_MODE", False)),
+    }

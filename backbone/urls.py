@@ -1,1 +1,12 @@
-urlpatterns = []
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("login/", views.SignInView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("history/", views.HistoryListView.as_view(), name="history"),
+    path("history/verify/", views.HistoryVerifyView.as_view(), name="history-verify"),
+    path("history/<int:pk>/", views.HistoryEntryView.as_view(), name="history-entry"),
+]
