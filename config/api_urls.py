@@ -1,1 +1,17 @@
-urlpatterns = []
+"""The REST API, version 1 (included at ``/api/v1/``; schema at ``/api/schema/``, docs at ``/api/docs/``)."""
+
+from rest_framework.routers import SimpleRouter
+
+from customers import api as customers_api
+
+app_name = "api"
+
+# SimpleRouter, not DefaultRouter: an API root view has no model, so deny-by-default model permissions
+# cannot apply to it; the interactive docs are the index.
+router = SimpleRouter()
+router.register("customers", customers_api.CustomerViewSet, basename="customer")
+router.register("contacts", customers_api.ContactViewSet, basename="contact")
+router.register("products", customers_api.ProductViewSet, basename="product")
+router.register("legal-entities", customers_api.LegalEntityViewSet, basename="legal-entity")
+
+urlpatterns = router.urls
