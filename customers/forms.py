@@ -1,0 +1,523 @@
+"""Plain forms for the customer, contact, catalog and legal entity pages.
+
+Forms only parse input into Python values; every rule lives in ``customers.services``. A view builds the
+service's dicts with ``*_data()`` helpers here and, when the service refuses, hands the flat error keys back
+with ``apply_domain_errors`` so each message lands next to its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django_countries.fields import CountryField
+
+from backbone.errors import DomainError
+from backbone.money import CURRENCY_CHOICES
+from backbone.roles import Role, has_role
+from tax.categories import TaxCategory
+
+from .models import (
+    Address,
+    Contact,
+    Customer,
+    Language,
+    LegalEntity,
+    LegalEntityRegistration,
+    Product,
+    UnitCode,
+)
+from .selectors import customers_visible_to, legal_entities_visible_to, sales_reps
+from .services import BILLING_FIELDS, CORE_FIELDS
+
+COUNTRY_BLANK = "Choose a country"
+
+
+def country_field(**kwargs) -> forms.Field:
+    """django-countries' own form field: a select whose names stay lazy (translated at render time)."""
+    label = kwargs.pop("label", "Country")
+    field = CountryField(blank_label=COUNTRY_BLANK).formfield(label=label, **kwargs)
+    return field
+
+
+class OwnerChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return obj.get_full_name() or obj.get_username()
+
+
+# --- customers ----------------------------------------------------------------------------------------
+
+
+class CustomerForm(forms.Form):
+    """The customer's own fields. Which of them appear depends on the editor's scope (see ``__init__``)."""
+
+    legal_name = forms.CharField(max_length=200, help_text="As registered, printed on invoices.")
+    display_name = forms.CharField(
+        max_length=120, required=False, help_text="Shown in lists; the legal name when left empty."
+    )
+    kind = forms.ChoiceField(choices=Customer.Kind.choices, initial=Customer.Kind.BUSINESS)
+    status = forms.ChoiceField(
+        label="Starts as",
+        choices=[(Customer.Status.PROSPECT, "Prospect"), (Customer.Status.ACTIVE, "Active")],
+        initial=Customer.Status.PROSPECT,
+    )
+    owner = OwnerChoiceField(
+        queryset=None,
+        required=False,
+        to_field_name="username",
+        empty_label="(no owner)",
+        help_text="The sales rep who owns the account.",
+    )
+    parent = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        to_field_name="public_id",
+        empty_label="(none)",
+        label="Group parent",
+        help_text="For group or consolidated billing.",
+    )
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    billing_entity = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        to_field_name="public_id",
+        empty_label="(default)",
+        label="Billed by",
+        help_text="Which of our legal entities bills this customer by default.",
+    )
+    default_currency = forms.ChoiceField(choices=CURRENCY_CHOICES, initial="EUR", label="Currency")
+    payment_terms_days = forms.IntegerField(label="Payment terms (net days)", min_value=0, max_value=365, initial=30)
+    early_discount_percent = forms.DecimalField(
+        label="Early-payment discount %",
+        min_value=0,
+        max_value=100,
+        max_digits=5,
+        decimal_places=2,
+        initial=0,
+        required=False,
+    )
+    early_discount_days = forms.IntegerField(
+        label="Discount applies within (days)", min_value=0, max_value=365, initial=0, required=False
+    )
+    invoice_language = forms.ChoiceField(choices=Language.choices, initial=Language.EN)
+    delivery_channel = forms.ChoiceField(choices=Customer.DeliveryChannel.choices, label="Invoice delivery")
+    consolidation = forms.ChoiceField(choices=Customer.Consolidation.choices, label="Invoice consolidation")
+    purchase_order_required = forms.BooleanField(required=False, label="Purchase order number required on invoices")
+    einvoice_endpoint = forms.CharField(
+        max_length=100,
+        required=False,
+        label="E-invoice endpoint",
+        help_text="Peppol participant ID (scheme:identifier, e.g. 0088:5790000435951) or Leitweg-ID.",
+    )
+    reason = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Reason for the change",
+        help_text="Recorded in the history, e.g. 'New billing address from their AP team'.",
+    )
+
+    def __init__(self, *args, user, scope: str = "all", instance: Customer | None = None, **kwargs) -> None:
+        self.user = user
+        self.scope = scope
+        self.instance = instance
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = customer_initial(instance)
+        super().__init__(*args, **kwargs)
+        is_admin = user.is_superuser or has_role(user, Role.ADMIN)
+        if instance is not None:
+            del self.fields["status"]  # statuses change through the lifecycle buttons only
+        else:
+            del self.fields["reason"]
+        if scope == "billing":
+            for name in CORE_FIELDS:
+                self.fields.pop(name, None)
+        else:
+            if is_admin:
+                # Sales reps, plus the current owner even if no longer one, so the page can be saved as is.
+                owners = Q(pk__in=sales_reps().values("pk"))
+                if instance is not None and instance.owner_id:
+                    owners |= Q(pk=instance.owner_id)
+                self.fields["owner"].queryset = (
+                    get_user_model().objects.filter(owners).order_by("first_name", "last_name", "username")
+                )
+            else:
+                del self.fields["owner"]  # a sales rep owns what they create; admins hand accounts over
+            parents = customers_visible_to(user).order_by("display_name")
+            if instance is not None:
+                parents = parents.exclude(pk=instance.pk)
+            self.fields["parent"].queryset = parents
+        self.fields["billing_entity"].queryset = legal_entities_visible_to(user).order_by("short_name")
+
+    def core_field_names(self) -> list[str]:
+        return [name for name in CORE_FIELDS if name in self.fields]
+
+    def billing_field_names(self) -> list[str]:
+        return [name for name in BILLING_FIELDS if name in self.fields]
+
+    def service_data(self) -> dict[str, Any]:
+        """The cleaned values for ``customer_create``/``customer_update``: only the fields on the page."""
+        data = {}
+        for name in (*CORE_FIELDS, *BILLING_FIELDS, "status"):
+            if name not in self.fields:
+                continue
+            value = self.cleaned_data.get(name)
+            if name in ("early_discount_percent", "early_discount_days") and value is None:
+                value = 0
+            data[name] = value
+        return data
+
+
+def customer_initial(customer: Customer) -> dict[str, Any]:
+    initial = {name: getattr(customer, name) for name in (*CORE_FIELDS, *BILLING_FIELDS)}
+    initial["owner"] = customer.owner.get_username() if customer.owner_id else None
+    initial["parent"] = customer.parent.public_id if customer.parent_id else None
+    initial["billing_entity"] = customer.billing_entity.public_id if customer.billing_entity_id else None
+    return initial
+
+
+class NestedRowForm(forms.Form):
+    """A row of an inline formset; ``public_id`` ties it to an existing row when editing."""
+
+    public_id = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    def row_data(self, fields: Sequence[str]) -> dict[str, Any]:
+        row = {name: self.cleaned_data.get(name) for name in fields}
+        if self.cleaned_data.get("public_id"):
+            row["public_id"] = str(self.cleaned_data["public_id"])
+        for name, value in row.items():
+            if value is None and isinstance(self.fields.get(name), forms.CharField):
+                row[name] = ""
+        return row
+
+
+class AddressForm(NestedRowForm):
+    kind = forms.ChoiceField(choices=Address.Kind.choices, initial=Address.Kind.BILLING)
+    label = forms.CharField(max_length=80, required=False, help_text="e.g. 'Accounts payable, Dublin office'.")
+    line1 = forms.CharField(max_length=200, label="Street and number")
+    line2 = forms.CharField(max_length=200, required=False, label="Address line 2")
+    postal_code = forms.CharField(max_length=20, required=False, label="Postal code")
+    city = forms.CharField(max_length=100)
+    region = forms.CharField(max_length=100, required=False, label="Region or state")
+    country = country_field()
+
+    FIELDS = ("kind", "label", "line1", "line2", "postal_code", "city", "region", "country")
+
+
+class RegistrationForm(NestedRowForm):
+    country = country_field()
+    number = forms.CharField(
+        max_length=40, label="VAT number", help_text="With or without the country prefix, e.g. DE123456788."
+    )
+
+    FIELDS = ("country", "number")
+
+
+class ContactForm(NestedRowForm):
+    first_name = forms.CharField(max_length=80, required=False)
+    last_name = forms.CharField(max_length=80)
+    email = forms.EmailField()
+    phone = forms.CharField(max_length=40, required=False)
+    job_title = forms.CharField(max_length=120, required=False)
+    role = forms.ChoiceField(choices=Contact.Role.choices, initial=Contact.Role.SECONDARY)
+    receives_invoices = forms.BooleanField(required=False)
+    receives_reminders = forms.BooleanField(required=False, label="Receives payment reminders")
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")
+
+    FIELDS = (
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "job_title",
+        "role",
+        "receives_invoices",
+        "receives_reminders",
+        "is_active",
+    )
+
+
+class BaseRowFormSet(forms.BaseFormSet):
+    """An inline formset whose kept rows become the service's list of dicts, in the order of ``sent``."""
+
+    row_fields: Sequence[str] = ()
+
+    def rows(self) -> tuple[list[dict[str, Any]], list[forms.Form]]:
+        """The dicts to send and the forms they came from (same index), skipping deleted and blank rows."""
+        rows, sent = [], []
+        for index, form in enumerate(self.forms):
+            if self.can_delete and self._should_delete_form(form):
+                continue
+            if index >= self.initial_form_count() and not form.has_changed():
+                continue  # an extra row left blank
+            rows.append(form.row_data(self.row_fields))
+            sent.append(form)
+        return rows, sent
+
+
+def _formset(form, fields, *, extra: int, name: str):
+    formset = forms.formset_factory(form, formset=BaseRowFormSet, extra=extra, can_delete=True)
+    formset.row_fields = fields
+    formset.verbose_name = name
+    return formset
+
+
+def address_formset(*, extra: int):
+    return _formset(AddressForm, AddressForm.FIELDS, extra=extra, name="address")
+
+
+def registration_formset(*, extra: int):
+    return _formset(RegistrationForm, RegistrationForm.FIELDS, extra=extra, name="VAT registration")
+
+
+def contact_formset(*, extra: int):
+    return _formset(ContactForm, ContactForm.FIELDS, extra=extra, name="contact")
+
+
+def address_initial(customer: Customer) -> list[dict[str, Any]]:
+    return [
+        {"public_id": a.public_id, **{f: getattr(a, f) for f in AddressForm.FIELDS}} for a in customer.addresses.all()
+    ]
+
+
+def registration_initial(customer: Customer) -> list[dict[str, Any]]:
+    return [{"public_id": r.public_id, "country": r.country, "number": r.number} for r in customer.registrations.all()]
+
+
+def contact_initial(customer: Customer) -> list[dict[str, Any]]:
+    return [
+        {"public_id": c.public_id, **{f: getattr(c, f) for f in ContactForm.FIELDS}} for c in customer.contacts.all()
+    ]
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(choices=Customer.Status.choices)
+    reason = forms.CharField(max_length=500, required=False)
+
+
+class ExternalIdForm(forms.Form):
+    system = forms.CharField(max_length=40, help_text="e.g. hubspot, xero")
+    external_id = forms.CharField(max_length=200, label="External ID")
+
+
+# --- catalog ------------------------------------------------------------------------------------------
+
+
+class ProductForm(forms.Form):
+    code = forms.CharField(max_length=30, help_text="Capital letters, digits, '.', '_' or '-', e.g. CONS-SR.")
+    name = forms.CharField(max_length=120, label="Client-facing name")
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Client-facing description"
+    )
+    kind = forms.ChoiceField(choices=Product.Kind.choices, initial=Product.Kind.SERVICE)
+    unit = forms.ChoiceField(choices=UnitCode.choices, initial=UnitCode.HOUR, label="Unit of measure")
+    default_price_amount = forms.DecimalField(
+        label="Default unit price", min_value=0, max_digits=18, decimal_places=4, initial=0
+    )
+    currency = forms.ChoiceField(choices=CURRENCY_CHOICES, initial="EUR")
+    pricing_rule = forms.ChoiceField(choices=Product.PricingRule.choices, initial=Product.PricingRule.FIXED)
+    revenue_account = forms.CharField(max_length=20, label="Revenue GL account", help_text="e.g. 8400")
+    default_tax_category = forms.ChoiceField(
+        choices=TaxCategory.choices, initial=TaxCategory.STANDARD, label="Default tax category"
+    )
+    revenue_recognition = forms.ChoiceField(
+        choices=Product.RevenueRecognition.choices, initial=Product.RevenueRecognition.ON_ISSUE
+    )
+    is_active = forms.BooleanField(required=False, initial=True, label="Active (offered on new quotes)")
+    reason = forms.CharField(max_length=200, required=False, label="Reason for the change")
+
+    FIELDS = (
+        "code",
+        "name",
+        "description",
+        "kind",
+        "unit",
+        "default_price_amount",
+        "currency",
+        "pricing_rule",
+        "revenue_account",
+        "default_tax_category",
+        "revenue_recognition",
+        "is_active",
+    )
+
+    def __init__(self, *args, instance: Product | None = None, **kwargs) -> None:
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = {name: getattr(instance, name) for name in self.FIELDS}
+        super().__init__(*args, **kwargs)
+        if instance is None:
+            del self.fields["reason"]
+
+    def service_data(self) -> dict[str, Any]:
+        return {name: self.cleaned_data.get(name) for name in self.FIELDS}
+
+
+# --- our legal entities -------------------------------------------------------------------------------
+
+
+class LegalEntityForm(forms.Form):
+    legal_name = forms.CharField(max_length=200)
+    short_name = forms.CharField(max_length=60, help_text="Shown in lists and menus, e.g. 'Studio GmbH'.")
+    line1 = forms.CharField(max_length=200, label="Street and number")
+    line2 = forms.CharField(max_length=200, required=False, label="Address line 2")
+    postal_code = forms.CharField(max_length=20, required=False)
+    city = forms.CharField(max_length=100)
+    region = forms.CharField(max_length=100, required=False, label="Region or state")
+    country = country_field()
+    default_currency = forms.ChoiceField(choices=CURRENCY_CHOICES, initial="EUR")
+    email = forms.EmailField(required=False, help_text="Sender and reply-to address of invoices.")
+    website = forms.URLField(required=False, assume_scheme="https")
+    company_register = forms.CharField(
+        max_length=120,
+        required=False,
+        help_text="Register court and number, e.g. 'Amtsgericht Berlin HRB 12345'.",
+    )
+    logo = forms.ImageField(
+        required=False,
+        help_text="PNG or JPEG, at most 1 MB; printed on invoices.",
+        widget=forms.FileInput(attrs={"accept": "image/png,image/jpeg"}),
+    )
+    remove_logo = forms.BooleanField(required=False, label="Remove the current logo")
+    brand_colour = forms.RegexField(
+        regex=r"^#[0-9A-Fa-f]{6}$",
+        initial="#1F6FEB",
+        label="Brand colour",
+        error_messages={"invalid": "A brand colour is a hex colour such as #1F6FEB."},
+        widget=forms.TextInput(attrs={"type": "color"}),
+    )
+    invoice_prefix = forms.CharField(
+        max_length=10, help_text="Series prefix of invoice numbers, e.g. 'DE' gives DE-2026-000001."
+    )
+    invoice_number_padding = forms.IntegerField(
+        min_value=3, max_value=10, initial=6, label="Digits in the invoice number"
+    )
+    invoice_numbers_restart_yearly = forms.BooleanField(
+        required=False, initial=True, label="Invoice numbers restart every year"
+    )
+    is_active = forms.BooleanField(required=False, initial=True, label="Active (bills customers)")
+    reason = forms.CharField(max_length=200, required=False, label="Reason for the change")
+
+    FIELDS = (
+        "legal_name",
+        "short_name",
+        "line1",
+        "line2",
+        "postal_code",
+        "city",
+        "region",
+        "country",
+        "default_currency",
+        "email",
+        "website",
+        "company_register",
+        "brand_colour",
+        "invoice_prefix",
+        "invoice_number_padding",
+        "invoice_numbers_restart_yearly",
+        "is_active",
+    )
+
+    def __init__(self, *args, instance: LegalEntity | None = None, **kwargs) -> None:
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = {name: getattr(instance, name) for name in self.FIELDS}
+        super().__init__(*args, **kwargs)
+        if instance is None:
+            del self.fields["reason"]
+        if instance is None or not instance.logo:
+            del self.fields["remove_logo"]
+
+    def service_data(self) -> dict[str, Any]:
+        data = {name: self.cleaned_data.get(name) for name in self.FIELDS}
+        for name, field in self.fields.items():
+            if name in data and data[name] is None and isinstance(field, forms.CharField):
+                data[name] = ""
+        uploaded = self.files.get(self.add_prefix("logo"))
+        if uploaded is not None:
+            data["logo"] = self.cleaned_data["logo"]  # request.FILES["logo"], checked to be an image
+        elif self.cleaned_data.get("remove_logo"):
+            data["logo"] = ""
+        return data
+
+
+class EntityRegistrationForm(NestedRowForm):
+    kind = forms.ChoiceField(choices=LegalEntityRegistration.Kind.choices, initial=LegalEntityRegistration.Kind.VAT)
+    country = country_field()
+    number = forms.CharField(max_length=40)
+    is_oss_registered = forms.BooleanField(
+        required=False, label="Registered for OSS", help_text="EU One-Stop Shop (B2C e-services)."
+    )
+
+    FIELDS = ("kind", "country", "number", "is_oss_registered")
+
+
+class BankAccountForm(NestedRowForm):
+    bank_name = forms.CharField(max_length=120)
+    account_holder = forms.CharField(max_length=200)
+    iban = forms.CharField(max_length=42, label="IBAN")
+    bic = forms.CharField(max_length=11, label="BIC")
+    currency = forms.ChoiceField(choices=CURRENCY_CHOICES, initial="EUR")
+    is_default = forms.BooleanField(required=False, label="Default for this currency")
+
+    FIELDS = ("bank_name", "account_holder", "iban", "bic", "currency", "is_default")
+
+
+def entity_registration_formset(*, extra: int):
+    return _formset(EntityRegistrationForm, EntityRegistrationForm.FIELDS, extra=extra, name="registration")
+
+
+def bank_account_formset(*, extra: int):
+    return _formset(BankAccountForm, BankAccountForm.FIELDS, extra=extra, name="bank account")
+
+
+def entity_registration_initial(entity: LegalEntity) -> list[dict[str, Any]]:
+    return [{f: getattr(r, f) for f in EntityRegistrationForm.FIELDS} for r in entity.registrations.all()]
+
+
+def bank_account_initial(entity: LegalEntity) -> list[dict[str, Any]]:
+    return [{f: getattr(b, f) for f in BankAccountForm.FIELDS} for b in entity.bank_accounts.all()]
+
+
+# --- mapping service errors back onto the forms -------------------------------------------------------
+
+
+def apply_domain_errors(
+    exc: DomainError, form: forms.Form, nested: Mapping[str, tuple[forms.BaseFormSet, Sequence[forms.Form]]] = ()
+) -> None:
+    """Put each of the service's flat error keys on the input it names.
+
+    ``nested`` maps a list key (``"addresses"``) to its formset and the forms whose rows were sent, in the
+    order sent, so ``addresses.1.country`` reaches the second *sent* form even after deleted or blank rows
+    were dropped. A list-level key becomes a formset error; anything unknown a form-wide error.
+    """
+    nested = dict(nested or {})
+    placed = False
+    for key, messages in (exc.errors or {}).items():
+        for message in messages if isinstance(messages, list | tuple) else [messages]:
+            _place_error(key, str(message), form, nested)
+            placed = True
+    if not placed:
+        form.add_error(None, exc.message)
+
+
+def _place_error(key: str, message: str, form: forms.Form, nested) -> None:
+    head, _, rest = key.partition(".")
+    if head in nested:
+        formset, sent = nested[head]
+        index, _, field = rest.partition(".")
+        if index.isdigit() and int(index) < len(sent):
+            _add_error(sent[int(index)], field.split(".")[0], message)
+        else:
+            formset.non_form_errors().append(message)
+        return
+    _add_error(form, key, message)
+
+
+def _add_error(form: forms.Form, field: str, message: str) -> None:
+    """The field's error when the form shows that field, else an error of the whole form."""
+    if field in form.fields and not form.fields[field].widget.is_hidden:
+        form.add_error(field, message)
+    else:
+        form.add_error(None, message)
