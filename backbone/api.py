@@ -81,9 +81,7 @@ def exception_handler(exc, context):
     from rest_framework.views import exception_handler as drf_exception_handler
 
     if isinstance(exc, DomainError):
-        return Response(
-            {"message": exc.message, "code": exc.code, "errors": exc.errors}, status=exc.status_code
-        )
+        return Response({"message": exc.message, "code": exc.code, "errors": exc.errors}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(
@@ -93,8 +91,11 @@ def exception_handler(exc, context):
     if isinstance(exc, IntegrityError):
         logger.warning("Integrity error answered as 409: %s", exc)
         return Response(
-            {"message": "The change conflicts with existing data (a duplicate or a missing reference).",
-             "code": "conflict", "errors": {}},
+            {
+                "message": "The change conflicts with existing data (a duplicate or a missing reference).",
+                "code": "conflict",
+                "errors": {},
+            },
             status=status.HTTP_409_CONFLICT,
         )
     if isinstance(exc, Http404):
@@ -108,8 +109,11 @@ def exception_handler(exc, context):
         errors = _flatten_detail(exc.detail)
         if isinstance(errors, list):
             errors = {"non_field_errors": errors}
-        response.data = {"message": _first_message(errors) or "The input is not valid.", "code": "invalid",
-                         "errors": errors}
+        response.data = {
+            "message": _first_message(errors) or "The input is not valid.",
+            "code": "invalid",
+            "errors": errors,
+        }
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         message = str(detail) if not isinstance(detail, (dict, list)) else _first_message(_flatten_detail(detail))
@@ -143,8 +147,11 @@ def idempotent(request, handler) -> Response:
     if existing is not None:
         if existing.request_hash != fingerprint:
             return Response(
-                {"message": "This Idempotency-Key was already used with a different request; use a new key.",
-                 "code": "idempotency_key_reused", "errors": {}},
+                {
+                    "message": "This Idempotency-Key was already used with a different request; use a new key.",
+                    "code": "idempotency_key_reused",
+                    "errors": {},
+                },
                 status=status.HTTP_409_CONFLICT,
             )
         return Response(existing.response_body, status=existing.status_code, headers={"Idempotent-Replayed": "true"})
@@ -154,16 +161,24 @@ def idempotent(request, handler) -> Response:
             try:
                 with transaction.atomic():
                     IdempotencyRecord.objects.create(
-                        user=request.user, key=key, method=request.method, path=request.path[:500],
-                        request_hash=fingerprint, status_code=response.status_code,
+                        user=request.user,
+                        key=key,
+                        method=request.method,
+                        path=request.path[:500],
+                        request_hash=fingerprint,
+                        status_code=response.status_code,
                         response_body=response.data,
                     )
             except IntegrityError:
                 # A concurrent request with the same key won the race: undo ours entirely.
                 transaction.set_rollback(True)
                 return Response(
-                    {"message": "Another request with this Idempotency-Key was processed at the same time; "
-                     "retry to get its response.", "code": "idempotency_key_in_use", "errors": {}},
+                    {
+                        "message": "Another request with this Idempotency-Key was processed at the same time; "
+                        "retry to get its response.",
+                        "code": "idempotency_key_in_use",
+                        "errors": {},
+                    },
                     status=status.HTTP_409_CONFLICT,
                 )
     return response

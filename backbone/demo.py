@@ -52,8 +52,9 @@ def seed_users(*, password: str, **_) -> str:
     for username, first, last, roles in DEMO_USERS:
         user = User.objects.filter(username=username).first()
         if user is None:
-            user = User(username=username, first_name=first, last_name=last,
-                        email=f"{username}@demo.throughline.invalid")
+            user = User(
+                username=username, first_name=first, last_name=last, email=f"{username}@demo.throughline.invalid"
+            )
             user.is_staff = username in ("admin", "auditor")
             user.is_superuser = username == "admin"
             user.set_password(password)
@@ -64,8 +65,10 @@ def seed_users(*, password: str, **_) -> str:
         limits = {"finance": Decimal("25000"), "executive": Decimal("250000"), "pm": Decimal("10000")}
         UserProfile.objects.get_or_create(
             user=user,
-            defaults={"approval_limit_amount": limits.get(username, 0),
-                      "change_order_limit_amount": limits.get(username, 0)},
+            defaults={
+                "approval_limit_amount": limits.get(username, 0),
+                "change_order_limit_amount": limits.get(username, 0),
+            },
         )
     return f"{len(DEMO_USERS)} demo users ({created} new)"
 

@@ -92,6 +92,9 @@ class IdempotencyRecord(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_user_key")]
 
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"
+
 
 class AuditEntry(models.Model):
     """One change anywhere in the system, chained by hash so that an edited or deleted row is detectable.
@@ -138,6 +141,9 @@ class AuditChainHead(models.Model):
     last_hash = models.CharField(max_length=64, default="0" * 64)
     length = models.PositiveBigIntegerField(default=0)
 
+    def __str__(self) -> str:
+        return f"{self.length} entries, head {self.last_hash[:12]}…"
+
 
 class UserProfile(models.Model):
     """Per-user settings the roles need: approval limits (in the legal entity's currency)."""
@@ -153,7 +159,6 @@ class UserProfile(models.Model):
 
     def __str__(self) -> str:
         return f"Profile of {self.user}"
-
 
 
 def _register_user_history() -> None:

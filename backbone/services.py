@@ -24,7 +24,9 @@ def sequence_next(*, key: str, year: int = 0, prefix: str | None = None, padding
             try:
                 with transaction.atomic():
                     NumberSequence.objects.create(
-                        key=key, year=year, prefix=prefix or SEQUENCE_PREFIXES.get(key, key.upper()),
+                        key=key,
+                        year=year,
+                        prefix=prefix or SEQUENCE_PREFIXES.get(key, key.upper()),
                         padding=padding,
                     )
             except IntegrityError:
@@ -84,9 +86,13 @@ def external_id_link(*, obj: models.Model, system: str, external_id: str, user=N
         try:
             with transaction.atomic():
                 return ExternalId.objects.create(
-                    system=system, content_type=ct, object_id=obj.pk, external_id=external_id,
+                    system=system,
+                    content_type=ct,
+                    object_id=obj.pk,
+                    external_id=external_id,
                     created_by=user if getattr(user, "pk", None) else None,
                 )
         except IntegrityError as exc:
-            raise Conflict(f"External ID {system}:{external_id} was just taken by another request.",
-                           field="external_id") from exc
+            raise Conflict(
+                f"External ID {system}:{external_id} was just taken by another request.", field="external_id"
+            ) from exc

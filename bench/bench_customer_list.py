@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -31,8 +31,13 @@ def seed(count: int) -> User:
     rep = User.objects.create_user("bench-sales", password="bench-pw-123")
     rep.groups.add(Group.objects.get(name="sales"))
     customers = Customer.objects.bulk_create(
-        Customer(number=f"CUST-{n:06d}", legal_name=f"Bench Customer {n} GmbH", display_name=f"Bench {n}",
-                 status="active", owner=rep)
+        Customer(
+            number=f"CUST-{n:06d}",
+            legal_name=f"Bench Customer {n} GmbH",
+            display_name=f"Bench {n}",
+            status="active",
+            owner=rep,
+        )
         for n in range(1, count + 1)
     )
     Address.objects.bulk_create(
@@ -43,7 +48,8 @@ def seed(count: int) -> User:
     )
     Contact.objects.bulk_create(
         Contact(customer=c, last_name=f"Contact {i}", email=f"c{i}-{c.pk}@bench.test")
-        for c in customers for i in range(2)
+        for c in customers
+        for i in range(2)
     )
     return rep
 

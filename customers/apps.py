@@ -17,3 +17,9 @@ class CustomersConfig(AppConfig):
 
         for model_label, url_name in OBJECT_URLS.items():
             register_object_url(model_label, url_name)
+
+        from backbone.demo import register_seeder
+
+        from .demo import seed_customers
+
+        register_seeder("customers", seed_customers, order=10)

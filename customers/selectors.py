@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
@@ -36,7 +37,9 @@ def customer_list(*, user) -> QuerySet[Customer]:
         customers_visible_to(user)
         .select_related("owner", "parent")
         .prefetch_related(
-            Prefetch("addresses", queryset=Address.objects.filter(kind=Address.Kind.BILLING), to_attr="billing_addresses")
+            Prefetch(
+                "addresses", queryset=Address.objects.filter(kind=Address.Kind.BILLING), to_attr="billing_addresses"
+            )
         )
     )
 
@@ -51,7 +54,7 @@ def access_customer(*, user, public_id, for_edit: bool = False) -> Customer:
     """The customer with ``public_id`` if ``user`` may see it (and edit it, when asked); else 404."""
     try:
         customer = customer_with_details(customers_visible_to(user)).get(public_id=public_id)
-    except (Customer.DoesNotExist, ValueError, TypeError) as exc:
+    except (Customer.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
         raise Http404("No such customer.") from exc
     if for_edit and customer_edit_scope(user=user, customer=customer) is None:
         raise Http404("No such customer.")
@@ -86,7 +89,7 @@ def contacts_visible_to(user) -> QuerySet[Contact]:
 def access_contact(*, user, public_id) -> Contact:
     try:
         return contacts_visible_to(user).get(public_id=public_id)
-    except (Contact.DoesNotExist, ValueError, TypeError) as exc:
+    except (Contact.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
         raise Http404("No such contact.") from exc
 
 
@@ -99,7 +102,7 @@ def products_visible_to(user) -> QuerySet[Product]:
 def access_product(*, user, public_id) -> Product:
     try:
         return products_visible_to(user).get(public_id=public_id)
-    except (Product.DoesNotExist, ValueError, TypeError) as exc:
+    except (Product.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
         raise Http404("No such product.") from exc
 
 
@@ -119,7 +122,7 @@ def legal_entity_with_details(queryset: QuerySet[LegalEntity]) -> QuerySet[Legal
 def access_legal_entity(*, user, public_id) -> LegalEntity:
     try:
         return legal_entity_with_details(legal_entities_visible_to(user)).get(public_id=public_id)
-    except (LegalEntity.DoesNotExist, ValueError, TypeError) as exc:
+    except (LegalEntity.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
         raise Http404("No such legal entity.") from exc
 
 

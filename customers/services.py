@@ -11,12 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_countries import countries
 from guardian.shortcuts import assign_perm, remove_perm
 
-from backbone.errors import NotPermitted, TransitionNotAllowed, ValidationFailed
+from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
 from backbone.history import set_actor, set_reason
 from backbone.money import CURRENCY_CODES
 from backbone.roles import Role, has_role, is_read_only
@@ -53,7 +53,14 @@ CUSTOMER_FIELDS = CORE_FIELDS + BILLING_FIELDS
 ADDRESS_FIELDS = ("kind", "label", "line1", "line2", "postal_code", "city", "region", "country")
 REGISTRATION_FIELDS = ("kind", "country", "number")
 CONTACT_FIELDS = (
-    "first_name", "last_name", "email", "phone", "job_title", "role", "receives_invoices", "receives_reminders",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "job_title",
+    "role",
+    "receives_invoices",
+    "receives_reminders",
     "is_active",
 )
 DEFAULT_REASON = {"create": "Created", "update": "Edited"}
@@ -76,7 +83,7 @@ class _Errors:
 
     def raise_if_any(self, summary: str) -> None:
         if self.errors:
-            first_key, first_messages = next(iter(self.errors.items()))
+            _first_key, first_messages = next(iter(self.errors.items()))
             raise ValidationFailed(f"{summary} {first_messages[0]}".strip(), errors=self.errors)
 
 
@@ -240,18 +247,27 @@ def customer_create(
         _stamp(child, user=user, reason=reason).save()
     _set_owner_permission(customer, old_owner=None, new_owner=customer.owner)
     for link in external_ids:
-        external_id_link(obj=customer, system=link.get("system", ""), external_id=link.get("external_id", ""),
-                         user=user)
+        external_id_link(
+            obj=customer, system=link.get("system", ""), external_id=link.get("external_id", ""), user=user
+        )
     return customer
 
 
-def _sync_children(
-    *, customer: Customer, manager, model, built: list, rows: Sequence[Mapping[str, Any]], fields: Sequence[str],
-    user, reason: str, errors: _Errors, prefix: str,
-) -> list:
-    """Plan the replacement of a customer's child rows by ``rows`` (matched by ``public_id``).
+def _plan_children(
+    *,
+    parent_field: str,
+    parent: models.Model,
+    manager,
+    built: list,
+    rows: Sequence[Mapping[str, Any]],
+    fields: Sequence[str],
+    errors: _Errors,
+    prefix: str,
+) -> list[tuple[str, models.Model]]:
+    """Plan the replacement of a parent's child rows by ``rows``, matched by ``public_id``.
 
-    Returns the (action, instance) list; nothing is written here so that all errors surface first.
+    Rows that did not change are left alone (no save, no history record); rows missing from ``rows`` are
+    deleted. Returns (action, instance) pairs; nothing is written here so that all errors surface first.
     """
     existing = {str(child.public_id): child for child in manager.all()}
     plan, kept = [], set()
@@ -260,21 +276,46 @@ def _sync_children(
         if key:
             current = existing.get(key)
             if current is None:
-                errors.add(f"{prefix}.{index}.public_id", f"This {model._meta.verbose_name} does not belong to the customer.")
+                errors.add(
+                    f"{prefix}.{index}.public_id",
+                    f"This {manager.model._meta.verbose_name} does not belong to the record being edited.",
+                )
+                continue
+            kept.add(key)
+            if all(getattr(current, field) == getattr(fresh, field) for field in fields):
                 continue
             for field in fields:
                 setattr(current, field, getattr(fresh, field))
             if hasattr(fresh, "validated_at"):
                 current.validated_at = fresh.validated_at
-            kept.add(key)
             plan.append(("save", current))
         else:
-            fresh.customer = customer
+            setattr(fresh, parent_field, parent)
             plan.append(("save", fresh))
     for key, child in existing.items():
         if key not in kept:
             plan.append(("delete", child))
     return plan
+
+
+def _apply_plan(plan: list[tuple[str, models.Model]], *, user, reason: str, what: str) -> None:
+    """Write a child plan: deletes first, then saves. Values swapped between two existing rows (two
+    contacts exchanging emails, the billing and delivery address exchanging kinds) would collide with a
+    uniqueness rule half-way; that is refused as a whole with a message instead of an error page."""
+    try:
+        with transaction.atomic():
+            for action, child in sorted(plan, key=lambda item: item[0] != "delete"):
+                _stamp(child, user=user, reason=reason)
+                if action == "delete":
+                    child.delete()
+                else:
+                    child.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"The {what} could not be saved: two rows would briefly hold the same unique value (for example "
+            "two contacts exchanging emails, or two addresses exchanging the billing role). Save the change in "
+            "two steps."
+        ) from exc
 
 
 @transaction.atomic
@@ -300,7 +341,13 @@ def customer_update(
     customer = customer_for_update(pk=customer.pk)
     errors = _Errors()
     allowed = CUSTOMER_FIELDS if scope == "all" else BILLING_FIELDS
-    changed = {f: v for f, v in data.items() if f in CUSTOMER_FIELDS and getattr(customer, f if f not in ("owner", "parent", "billing_entity") else f"{f}_id") != (getattr(v, "pk", v))}
+    changed = {
+        f: v
+        for f, v in data.items()
+        if f in CUSTOMER_FIELDS
+        and getattr(customer, f if f not in ("owner", "parent", "billing_entity") else f"{f}_id")
+        != (getattr(v, "pk", v))
+    }
     refused = sorted(set(changed) - set(allowed))
     if refused:
         raise NotPermitted(
@@ -316,31 +363,46 @@ def customer_update(
     plans = []
     if addresses is not None:
         built = _validate_addresses(errors, addresses)
-        plans += _sync_children(customer=customer, manager=customer.addresses, model=Address, built=built,
-                                rows=addresses, fields=ADDRESS_FIELDS, user=user, reason=reason, errors=errors,
-                                prefix="addresses")
+        plans += _plan_children(
+            parent_field="customer",
+            parent=customer,
+            manager=customer.addresses,
+            built=built,
+            rows=addresses,
+            fields=ADDRESS_FIELDS,
+            errors=errors,
+            prefix="addresses",
+        )
     if registrations is not None:
         built = _validate_registrations(errors, registrations)
-        plans += _sync_children(customer=customer, manager=customer.registrations, model=TaxRegistration,
-                                built=built, rows=registrations, fields=REGISTRATION_FIELDS, user=user,
-                                reason=reason, errors=errors, prefix="registrations")
+        plans += _plan_children(
+            parent_field="customer",
+            parent=customer,
+            manager=customer.registrations,
+            built=built,
+            rows=registrations,
+            fields=REGISTRATION_FIELDS,
+            errors=errors,
+            prefix="registrations",
+        )
     if contacts is not None:
         built = _validate_contacts(errors, contacts)
-        plans += _sync_children(customer=customer, manager=customer.contacts, model=Contact, built=built,
-                                rows=contacts, fields=CONTACT_FIELDS, user=user, reason=reason, errors=errors,
-                                prefix="contacts")
+        plans += _plan_children(
+            parent_field="customer",
+            parent=customer,
+            manager=customer.contacts,
+            built=built,
+            rows=contacts,
+            fields=CONTACT_FIELDS,
+            errors=errors,
+            prefix="contacts",
+        )
     errors.raise_if_any("The customer was not saved.")
 
     reason = reason or DEFAULT_REASON["update"]
     if changed:
         _stamp(customer, user=user, reason=reason).save()
-    # Deletes first, so a replaced billing address never collides with the one-billing-address constraint.
-    for action, child in sorted(plans, key=lambda item: item[0] != "delete"):
-        _stamp(child, user=user, reason=reason)
-        if action == "delete":
-            child.delete()
-        else:
-            child.save()
+    _apply_plan(plans, user=user, reason=reason, what="customer")
     if "owner" in changed:
         _set_owner_permission(customer, old_owner=old_owner, new_owner=customer.owner)
     return customer
@@ -357,6 +419,15 @@ def customer_set_status(*, user, customer: Customer, status: str, reason: str = 
     customer = customer_for_update(pk=customer.pk)
     if customer.status == status:
         return customer
+    if customer_edit_scope(user=user, customer=customer) == "billing" and {customer.status, status} != {
+        Customer.Status.ACTIVE,
+        Customer.Status.ON_HOLD,
+    }:
+        raise NotPermitted(
+            "Finance can put an active customer on hold and release the hold; the account owner "
+            "or an admin makes every other status change.",
+            field="status",
+        )
     if not customer.can_transition_to(status):
         raise TransitionNotAllowed(
             f"A customer cannot go from {customer.get_status_display()} to {Customer.Status(status).label}.",
@@ -370,6 +441,7 @@ def customer_set_status(*, user, customer: Customer, status: str, reason: str = 
     return customer
 
 
+@transaction.atomic
 def customer_link_external_id(*, user, customer: Customer, system: str, external_id: str):
     _require_writer(user)
     if customer_edit_scope(user=user, customer=customer) is None:
@@ -425,8 +497,18 @@ def contact_delete(*, user, contact: Contact, reason: str = "") -> None:
 # --- catalog ------------------------------------------------------------------------------------------
 
 PRODUCT_FIELDS = (
-    "code", "name", "description", "kind", "unit", "default_price_amount", "currency", "pricing_rule",
-    "revenue_account", "default_tax_category", "revenue_recognition", "is_active",
+    "code",
+    "name",
+    "description",
+    "kind",
+    "unit",
+    "default_price_amount",
+    "currency",
+    "pricing_rule",
+    "revenue_account",
+    "default_tax_category",
+    "revenue_recognition",
+    "is_active",
 )
 
 
@@ -473,24 +555,53 @@ def product_update(*, user, product: Product, data: Mapping[str, Any], reason: s
 # --- our legal entities -------------------------------------------------------------------------------
 
 LEGAL_ENTITY_FIELDS = (
-    "legal_name", "short_name", "line1", "line2", "postal_code", "city", "region", "country", "default_currency",
-    "email", "website", "company_register", "logo", "brand_colour", "invoice_prefix", "invoice_number_padding",
-    "invoice_numbers_restart_yearly", "is_active",
+    "legal_name",
+    "short_name",
+    "line1",
+    "line2",
+    "postal_code",
+    "city",
+    "region",
+    "country",
+    "default_currency",
+    "email",
+    "website",
+    "company_register",
+    "logo",
+    "brand_colour",
+    "invoice_prefix",
+    "invoice_number_padding",
+    "invoice_numbers_restart_yearly",
+    "is_active",
 )
 LEGAL_REGISTRATION_FIELDS = ("kind", "country", "number", "is_oss_registered")
 BANK_ACCOUNT_FIELDS = ("bank_name", "account_holder", "iban", "bic", "currency", "is_default")
 
 LOGO_MAX_BYTES = 1024 * 1024
-LOGO_TYPES = {"image/png", "image/jpeg", "image/svg+xml"}
+LOGO_FORMATS = {"PNG", "JPEG"}
 
 
 def _validate_logo(errors: _Errors, logo) -> None:
-    if not logo or not hasattr(logo, "size") or getattr(logo, "_committed", True):
+    """A new logo must be a real PNG or JPEG (checked by decoding it, not by its name) of at most 1 MB.
+    SVG is refused: served from media it could carry script."""
+    if not logo or (getattr(logo, "_committed", True) and not hasattr(logo, "content_type")):
         return
-    if logo.size > LOGO_MAX_BYTES:
-        errors.add("logo", f"The logo is {logo.size // 1024} KB; the limit is {LOGO_MAX_BYTES // 1024} KB.")
-    content_type = getattr(logo, "content_type", None)
-    if content_type and content_type not in LOGO_TYPES:
+    size = getattr(logo, "size", 0) or 0
+    if size > LOGO_MAX_BYTES:
+        errors.add("logo", f"The logo is {size // 1024} KB; the limit is {LOGO_MAX_BYTES // 1024} KB.")
+        return
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        logo.seek(0)
+        with Image.open(logo) as image:
+            image_format = image.format
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        image_format = None
+    finally:
+        logo.seek(0)
+    if image_format not in LOGO_FORMATS:
         errors.add("logo", "A logo must be a PNG or JPEG image.")
 
 
@@ -502,8 +613,10 @@ def _validate_entity_children(
         prefix = f"registrations.{index}."
         country = _check_country(errors, f"{prefix}country", row.get("country"))
         reg = LegalEntityRegistration(
-            kind=row.get("kind") or LegalEntityRegistration.Kind.VAT, country=country,
-            number=str(row.get("number") or "").strip(), is_oss_registered=bool(row.get("is_oss_registered")),
+            kind=row.get("kind") or LegalEntityRegistration.Kind.VAT,
+            country=country,
+            number=str(row.get("number") or "").strip(),
+            is_oss_registered=bool(row.get("is_oss_registered")),
         )
         if not reg.number:
             errors.add(f"{prefix}number", "Enter the registration number.")
@@ -551,22 +664,21 @@ def _validate_entity(errors: _Errors, entity: LegalEntity) -> None:
     _validate_logo(errors, entity.logo)
     if LegalEntity.objects.filter(legal_name=entity.legal_name).exclude(pk=entity.pk).exists():
         errors.add("legal_name", "Another legal entity already has this legal name.")
-    if entity.invoice_prefix and LegalEntity.objects.filter(invoice_prefix=entity.invoice_prefix).exclude(pk=entity.pk).exists():
+    if (
+        entity.invoice_prefix
+        and LegalEntity.objects.filter(invoice_prefix=entity.invoice_prefix).exclude(pk=entity.pk).exists()
+    ):
         errors.add("invoice_prefix", f"The invoice prefix {entity.invoice_prefix} is already used by another entity.")
-
-
-def _replace_entity_children(entity: LegalEntity, regs, accounts, *, user, reason: str) -> None:
-    for old in (*entity.registrations.all(), *entity.bank_accounts.all()):
-        _stamp(old, user=user, reason=reason).delete()
-    for child in (*regs, *accounts):
-        child.legal_entity = entity
-        _stamp(child, user=user, reason=reason).save()
 
 
 @transaction.atomic
 def legal_entity_create(
-    *, user, data: Mapping[str, Any], registrations: Sequence[Mapping[str, Any]] = (),
-    bank_accounts: Sequence[Mapping[str, Any]] = (), reason: str = "",
+    *,
+    user,
+    data: Mapping[str, Any],
+    registrations: Sequence[Mapping[str, Any]] = (),
+    bank_accounts: Sequence[Mapping[str, Any]] = (),
+    reason: str = "",
 ) -> LegalEntity:
     _require_writer(user)
     if not user.has_perm("customers.add_legalentity"):
@@ -578,15 +690,21 @@ def legal_entity_create(
     errors.raise_if_any("The legal entity was not saved.")
     reason = reason or DEFAULT_REASON["create"]
     _stamp(entity, user=user, reason=reason).save()
-    _replace_entity_children(entity, regs, accounts, user=user, reason=reason)
+    for child in (*regs, *accounts):
+        child.legal_entity = entity
+        _stamp(child, user=user, reason=reason).save()
     return entity
 
 
 @transaction.atomic
 def legal_entity_update(
-    *, user, entity: LegalEntity, data: Mapping[str, Any],
+    *,
+    user,
+    entity: LegalEntity,
+    data: Mapping[str, Any],
     registrations: Sequence[Mapping[str, Any]] | None = None,
-    bank_accounts: Sequence[Mapping[str, Any]] | None = None, reason: str = "",
+    bank_accounts: Sequence[Mapping[str, Any]] | None = None,
+    reason: str = "",
 ) -> LegalEntity:
     """Change a legal entity; nested lists, when given, replace its registrations and bank accounts."""
     _require_writer(user)
@@ -603,19 +721,31 @@ def legal_entity_update(
         registrations if registrations is not None else [],
         bank_accounts if bank_accounts is not None else [],
     )
+    plans = []
+    if registrations is not None:
+        plans += _plan_children(
+            parent_field="legal_entity",
+            parent=entity,
+            manager=entity.registrations,
+            built=regs,
+            rows=registrations,
+            fields=LEGAL_REGISTRATION_FIELDS,
+            errors=errors,
+            prefix="registrations",
+        )
+    if bank_accounts is not None:
+        plans += _plan_children(
+            parent_field="legal_entity",
+            parent=entity,
+            manager=entity.bank_accounts,
+            built=accounts,
+            rows=bank_accounts,
+            fields=BANK_ACCOUNT_FIELDS,
+            errors=errors,
+            prefix="bank_accounts",
+        )
     errors.raise_if_any("The legal entity was not saved.")
     reason = reason or DEFAULT_REASON["update"]
     _stamp(entity, user=user, reason=reason).save()
-    if registrations is not None:
-        for old in entity.registrations.all():
-            _stamp(old, user=user, reason=reason).delete()
-        for child in regs:
-            child.legal_entity = entity
-            _stamp(child, user=user, reason=reason).save()
-    if bank_accounts is not None:
-        for old in entity.bank_accounts.all():
-            _stamp(old, user=user, reason=reason).delete()
-        for child in accounts:
-            child.legal_entity = entity
-            _stamp(child, user=user, reason=reason).save()
+    _apply_plan(plans, user=user, reason=reason, what="legal entity")
     return entity

@@ -8,13 +8,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stdnum import iban as stdnum_iban
 from stdnum import bic as stdnum_bic
+from stdnum import iban as stdnum_iban
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
 from stdnum.util import get_cc_module
 
 EU_COUNTRIES = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
+    [
+        "AT",
+        "BE",
+        "BG",
+        "CY",
+        "CZ",
+        "DE",
+        "DK",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "HU",
+        "IE",
+        "IT",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SI",
+        "SK",
+    ]
 )
 # Greece's VAT prefix is EL; stdnum's module is 'gr'. Northern Ireland (XI) uses GB's format.
 _VAT_PREFIX_TO_COUNTRY = {"EL": "GR", "XI": "GB"}
@@ -22,9 +50,17 @@ _COUNTRY_TO_VAT_PREFIX = {"GR": "EL"}
 SUPPORTED_VAT_COUNTRIES = EU_COUNTRIES | {"GB", "CH", "NO"}
 
 _EXAMPLES = {
-    "DE": "DE123456788", "FR": "FR40303265045", "NL": "NL004495445B01", "IE": "IE6433435F",
-    "GB": "GB980780684", "CH": "CHE-116.281.710 MWST", "AT": "ATU13585627", "BE": "BE0403019261",
-    "ES": "ESB58378431", "IT": "IT00743110157", "NO": "NO974760673MVA",
+    "DE": "DE123456788",
+    "FR": "FR40303265045",
+    "NL": "NL004495445B01",
+    "IE": "IE6433435F",
+    "GB": "GB980780684",
+    "CH": "CHE-116.281.710 MWST",
+    "AT": "ATU13585627",
+    "BE": "BE0403019261",
+    "ES": "ESB58378431",
+    "IT": "IT00743110157",
+    "NO": "NO974760673MVA",
 }
 
 
@@ -116,6 +152,4 @@ def validate_bic(value: str) -> str:
     try:
         return stdnum_bic.validate(raw)
     except ValidationError as exc:
-        raise RegistrationInvalid(
-            f"'{raw}' is not a valid BIC: 8 or 11 characters, e.g. COBADEFFXXX."
-        ) from exc
+        raise RegistrationInvalid(f"'{raw}' is not a valid BIC: 8 or 11 characters, e.g. COBADEFFXXX.") from exc

@@ -27,8 +27,9 @@ MATRIX = {
     + _perms(["add", "change", "delete"], ["address", "taxregistration", "contact"])
     + _perms(["view", "add", "change"], ["product", "legalentity", "legalentityregistration", "bankaccount"])
     + _perms(["delete"], ["legalentityregistration", "bankaccount"]),
-    "executive": _perms(["view"], CUSTOMER_PARTS + ["product", "legalentity", "legalentityregistration",
-                                                    "bankaccount"]),
+    "executive": _perms(
+        ["view"], CUSTOMER_PARTS + ["product", "legalentity", "legalentityregistration", "bankaccount"]
+    ),
     "auditor": [ALL_VIEW],
     "admin": [ALL],
 }

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
@@ -14,7 +16,7 @@ def test_every_history_record_is_chained():
     entries = list(AuditEntry.objects.order_by("id"))
     assert len(entries) == 6  # 3 customers + 3 billing addresses
     assert entries[0].prev_hash == "0" * 64
-    for previous, entry in zip(entries, entries[1:], strict=False):
+    for previous, entry in itertools.pairwise(entries):
         assert entry.prev_hash == previous.entry_hash
     assert audit_chain_verify() == (True, 6, None)
     assert AuditChainHead.objects.get().length == 6

@@ -41,8 +41,10 @@ def test_format_money_by_locale():
     assert format_money(Decimal("1234.5"), "JPY", "en") == "¥1,235"
 
 
-@given(st.decimals(min_value=-(10**12), max_value=10**12, allow_nan=False, allow_infinity=False, places=6),
-       st.sampled_from(["EUR", "JPY", "BHD", "GBP"]))
+@given(
+    st.decimals(min_value=-(10**12), max_value=10**12, allow_nan=False, allow_infinity=False, places=6),
+    st.sampled_from(["EUR", "JPY", "BHD", "GBP"]),
+)
 def test_quantize_is_idempotent_and_within_half_a_unit(value, currency):
     once = quantize(value, currency)
     assert quantize(once, currency) == once
@@ -50,7 +52,8 @@ def test_quantize_is_idempotent_and_within_half_a_unit(value, currency):
     assert abs(once - value) <= half_unit
 
 
-@given(st.lists(st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False, allow_infinity=False),
-                max_size=30))
+@given(
+    st.lists(st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False, allow_infinity=False), max_size=30)
+)
 def test_sums_of_rounded_cents_stay_exact(values):
     assert quantize(sum(values, Decimal(0)), "EUR") == sum((quantize(v, "EUR") for v in values), Decimal(0))

@@ -31,8 +31,15 @@ def create(user, **overrides):
         "data": {"legal_name": "Atelier Lumière SAS", "default_currency": "EUR"},
         "addresses": [BILLING],
         "registrations": [{"country": "FR", "number": "FR 40 303 265 045"}],
-        "contacts": [{"first_name": "Claire", "last_name": "Martin", "email": "Claire@Atelier.test", "role": "billing",
-                      "receives_invoices": True}],
+        "contacts": [
+            {
+                "first_name": "Claire",
+                "last_name": "Martin",
+                "email": "Claire@Atelier.test",
+                "role": "billing",
+                "receives_invoices": True,
+            }
+        ],
     }
     kwargs.update(overrides)
     return customer_create(**kwargs)
@@ -165,8 +172,10 @@ def test_update_replaces_nested_rows_by_public_id(sales):
         user=sales,
         customer=customer,
         data={},
-        addresses=[{**BILLING, "public_id": str(address.public_id), "city": "Lyon"},
-                   {**BILLING, "kind": "shipping", "city": "Nantes"}],
+        addresses=[
+            {**BILLING, "public_id": str(address.public_id), "city": "Lyon"},
+            {**BILLING, "kind": "shipping", "city": "Nantes"},
+        ],
         contacts=[],
     )
     assert customer.addresses.get(kind="billing").pk == address.pk
@@ -179,16 +188,21 @@ def test_update_refuses_foreign_nested_row(sales):
     first, second = create(sales), create(sales, data={"legal_name": "Other SARL"})
     foreign = second.addresses.get()
     with pytest.raises(ValidationFailed) as caught:
-        customer_update(user=sales, customer=first, data={},
-                        addresses=[{**BILLING, "public_id": str(foreign.public_id)}])
+        customer_update(
+            user=sales, customer=first, data={}, addresses=[{**BILLING, "public_id": str(foreign.public_id)}]
+        )
     assert "addresses.0.public_id" in caught.value.errors
 
 
 def test_update_that_fails_changes_nothing(sales):
     customer = create(sales)
     with pytest.raises(ValidationFailed):
-        customer_update(user=sales, customer=customer, data={"payment_terms_days": 60},
-                        registrations=[{"country": "FR", "number": "FR00000000000"}])
+        customer_update(
+            user=sales,
+            customer=customer,
+            data={"payment_terms_days": 60},
+            registrations=[{"country": "FR", "number": "FR00000000000"}],
+        )
     customer.refresh_from_db()
     assert customer.payment_terms_days == 30
     assert customer.registrations.get().number == "FR40303265045"
@@ -282,3 +296,105 @@ def test_contact_services_check_scope_and_duplicates(sales, make_user):
 def test_registration_validated_at_is_set(sales):
     customer = create(sales)
     assert TaxRegistration.objects.get(customer=customer).validated_at is not None
+
+
+def test_finance_may_hold_and_release_but_not_archive(finance, sales):
+    customer = customer_set_status(user=sales, customer=create(sales), status="active")
+    customer = customer_set_status(user=finance, customer=customer, status="on_hold", reason="Overdue")
+    customer = customer_set_status(user=finance, customer=customer, status="active", reason="Paid")
+    with pytest.raises(NotPermitted, match="on hold"):
+        customer_set_status(user=finance, customer=customer, status="archived", reason="No")
+
+
+def test_swapping_unique_values_between_rows_is_a_conflict_not_a_crash(sales):
+    customer = create(
+        sales, contacts=[{"last_name": "A", "email": "a@x.test"}, {"last_name": "B", "email": "b@x.test"}]
+    )
+    a, b = customer.contacts.order_by("last_name")
+    with pytest.raises(Conflict, match="two steps"):
+        customer_update(
+            user=sales,
+            customer=customer,
+            data={},
+            contacts=[
+                {"public_id": str(a.public_id), "last_name": "A", "email": "b@x.test"},
+                {"public_id": str(b.public_id), "last_name": "B", "email": "a@x.test"},
+            ],
+        )
+    assert sorted(customer.contacts.values_list("last_name", "email")) == [("A", "a@x.test"), ("B", "b@x.test")]
+
+
+def test_unchanged_nested_rows_are_not_rewritten(sales):
+    customer = create(sales)
+    address = customer.addresses.get()
+    before = address.history.count()
+    customer_update(
+        user=sales, customer=customer, data={}, addresses=[{**BILLING, "public_id": str(address.public_id)}]
+    )
+    assert address.history.count() == before
+
+
+def test_legal_entity_update_keeps_unchanged_children(admin_user):
+    from customers.services import legal_entity_create, legal_entity_update
+
+    account = {
+        "bank_name": "Commerzbank",
+        "account_holder": "Studio GmbH",
+        "iban": "DE89 3704 0044 0532 0130 00",
+        "bic": "COBADEFFXXX",
+        "currency": "EUR",
+        "is_default": True,
+    }
+    entity = legal_entity_create(
+        user=admin_user,
+        data={
+            "legal_name": "Studio GmbH",
+            "short_name": "Studio",
+            "line1": "Torstraße 1",
+            "city": "Berlin",
+            "country": "DE",
+            "invoice_prefix": "DE",
+        },
+        registrations=[{"country": "DE", "number": "DE136585820"}],
+        bank_accounts=[account],
+    )
+    bank = entity.bank_accounts.get()
+    assert bank.iban == "DE89370400440532013000"
+    legal_entity_update(
+        user=admin_user,
+        entity=entity,
+        data={"short_name": "Studio Berlin"},
+        bank_accounts=[{**account, "public_id": str(bank.public_id)}],
+    )
+    assert entity.bank_accounts.get().public_id == bank.public_id
+    with pytest.raises(ValidationFailed) as caught:
+        legal_entity_update(
+            user=admin_user, entity=entity, data={}, bank_accounts=[{**account, "iban": "DE89 3704 0044 0532 0130 01"}]
+        )
+    assert "check digits" in caught.value.errors["bank_accounts.0.iban"][0]
+
+
+def test_logo_must_be_a_real_png_or_jpeg(admin_user):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from customers.services import legal_entity_create
+
+    data = {
+        "legal_name": "Logo GmbH",
+        "short_name": "Logo",
+        "line1": "Torstraße 1",
+        "city": "Berlin",
+        "country": "DE",
+        "invoice_prefix": "LG",
+    }
+    svg = SimpleUploadedFile("logo.png", b"<svg onload='alert(1)'></svg>", content_type="image/png")
+    with pytest.raises(ValidationFailed) as caught:
+        legal_entity_create(user=admin_user, data={**data, "logo": svg})
+    assert "PNG or JPEG" in caught.value.errors["logo"][0]
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 20), "#1F6FEB").save(buffer, format="PNG")
+    png = SimpleUploadedFile("logo.png", buffer.getvalue(), content_type="image/png")
+    assert legal_entity_create(user=admin_user, data={**data, "logo": png}).logo

@@ -21,6 +21,6 @@ class Command(BaseCommand):
             with transaction.atomic():
                 summary = seeder.run(password=password, stdout_write=self.stdout.write)
             self.stdout.write(f"  {seeder.name}: {summary}")
-        self.stdout.write(self.style.SUCCESS("Demo data ready. Sign in as (password for all: %s):" % password))
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready. Sign in as (password for all: {password}):"))
         for username, first, last, roles in DEMO_USERS:
             self.stdout.write(f"  {username:<11} {first} {last} — {', '.join(roles)}")
