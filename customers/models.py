@@ -56,7 +56,8 @@ class LegalEntity(PublicModel, AddressFields):
     logo = models.ImageField(upload_to="legal_entities/logos/", blank=True)
     brand_colour = models.CharField(max_length=7, default="#1F6FEB", validators=[hex_colour])
     invoice_prefix = models.CharField(
-        max_length=10, validators=[RegexValidator(r"^[A-Z0-9]{1,10}$", "Use 1–10 capital letters or digits.")],
+        max_length=10,
+        validators=[RegexValidator(r"^[A-Z0-9]{1,10}$", "Use 1–10 capital letters or digits.")],
         help_text="Series prefix of invoice numbers, e.g. 'DE' gives DE-2026-000001.",
     )
     invoice_number_padding = models.PositiveSmallIntegerField(
@@ -161,15 +162,27 @@ class Customer(PublicModel):
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BUSINESS)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROSPECT, db_index=True)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_customers",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_customers",
         help_text="The sales rep who owns the account.",
     )
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="subsidiaries",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="subsidiaries",
         help_text="Group parent, for group or consolidated billing.",
     )
     billing_entity = models.ForeignKey(
-        LegalEntity, null=True, blank=True, on_delete=models.PROTECT, related_name="customers",
+        LegalEntity,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="customers",
         help_text="Which of our legal entities bills this customer by default.",
     )
     default_currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="EUR")
@@ -177,7 +190,10 @@ class Customer(PublicModel):
         "payment terms (net days)", default=30, validators=[MaxValueValidator(365)]
     )
     early_discount_percent = models.DecimalField(
-        "early-payment discount %", max_digits=5, decimal_places=2, default=0,
+        "early-payment discount %",
+        max_digits=5,
+        decimal_places=2,
+        default=0,
         validators=[MinValueValidator(0), MaxValueValidator(100)],
     )
     early_discount_days = models.PositiveSmallIntegerField("early-payment discount within days", default=0)
@@ -186,7 +202,9 @@ class Customer(PublicModel):
     consolidation = models.CharField(max_length=20, choices=Consolidation.choices, default=Consolidation.PER_PROJECT)
     purchase_order_required = models.BooleanField(default=False)
     einvoice_endpoint = models.CharField(
-        "e-invoice endpoint", max_length=100, blank=True,
+        "e-invoice endpoint",
+        max_length=100,
+        blank=True,
         help_text="Peppol participant ID (scheme:identifier, e.g. 0088:5790000435951) or Leitweg-ID.",
     )
     notes = models.TextField(blank=True)
@@ -325,7 +343,8 @@ class Product(PublicModel):
         RATABLY = "ratably", "Ratably over the service period"
 
     code = models.CharField(
-        max_length=30, unique=True,
+        max_length=30,
+        unique=True,
         validators=[RegexValidator(r"^[A-Z0-9][A-Z0-9._-]*$", "Use capital letters, digits, '.', '_' or '-'.")],
     )
     name = models.CharField("client-facing name", max_length=120)
@@ -338,7 +357,8 @@ class Product(PublicModel):
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="EUR")
     pricing_rule = models.CharField(max_length=10, choices=PricingRule.choices, default=PricingRule.FIXED)
     revenue_account = models.CharField(
-        "revenue GL account", max_length=20,
+        "revenue GL account",
+        max_length=20,
         validators=[RegexValidator(r"^[0-9A-Za-z.-]{2,20}$", "A GL account is 2–20 letters, digits, '.' or '-'.")],
     )
     default_tax_category = models.CharField(max_length=2, choices=TaxCategory.choices, default=TaxCategory.STANDARD)
