@@ -1,0 +1,424 @@
+"""The permission matrix of ../shared/ROLES.md, checked against every URL the project serves.
+
+The URL names come from the URLconf itself (``get_resolver()``), so a new page or endpoint without a row in
+``EXPECTED`` fails ``test_every_url_has_an_expected_outcome`` by name. Each (URL, role) pair is its own test
+case: GET as a signed-out visitor and as one person per role.
+
+How a refusal looks (ROLES.md): a page answers a signed-out visitor with a redirect to the sign-in page and
+a signed-in person without the capability with 403; the API answers 401 signed out (token authentication is
+listed first) and 403 signed in; an object outside the person's scope answers 404. POST-only URLs answer GET
+with 405 once the permission check has passed.
+
+Where the code contradicts ROLES.md, ``EXPECTED`` keeps what ROLES.md requires and ``CONTRADICTIONS`` marks
+the case as a strict xfail with the reason: it turns into a failure (XPASS) as soon as the code is fixed, and
+the entry must then be removed.
+
+The admin site (``admin:``) is left out of the matrix and checked by the tests at the end of the module.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.auth.views import redirect_to_login
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from backbone.models import AuditEntry
+from backbone.roles import Role
+from customers import forms as f
+from customers.models import Address, BankAccount, Contact, Customer, LegalEntity, Product, TaxRegistration
+from customers.services import customer_create
+from tests.customers.factories import BankAccountFactory, LegalEntityFactory, ProductFactory
+
+ANON = "anon"
+ROLES = (ANON, *Role.values)  # anon, sales, project_manager, consultant, finance, executive, auditor, admin
+
+# Outcomes other than a plain status code.
+LOGIN = "login"  # 302 to the sign-in page with ?next=<the requested path>
+HOME = "home"  # 302 to the home page (a signed-in person opening the sign-in page)
+
+# fmt: off
+_MATRIX = {
+    #                                        anon   sales  pm     cons   fin    exec   aud    admin
+    "home":                                 (LOGIN, 200,   200,   200,   200,   200,   200,   200),
+    "login":                                (200,   HOME,  HOME,  HOME,  HOME,  HOME,  HOME,  HOME),
+    "logout":                               (405,   405,   405,   405,   405,   405,   405,   405),
+    "history":                              (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "history-verify":                       (LOGIN, 403,   403,   403,   405,   405,   405,   405),
+    "history-entry":                        (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "customers:customer-list":              (LOGIN, 200,   200,   403,   200,   200,   200,   200),
+    "customers:customer-create":            (LOGIN, 200,   403,   403,   403,   403,   403,   200),
+    "customers:customer-detail":            (LOGIN, 200,   404,   403,   200,   200,   200,   200),
+    "customers:customer-edit":              (LOGIN, 200,   403,   403,   200,   403,   403,   200),
+    "customers:customer-status":            (LOGIN, 405,   403,   403,   405,   403,   403,   405),
+    "customers:customer-external-id":       (LOGIN, 405,   403,   403,   405,   403,   403,   405),
+    "customers:contact-create":             (LOGIN, 200,   403,   403,   200,   403,   403,   200),
+    "customers:contact-edit":               (LOGIN, 200,   403,   403,   200,   403,   403,   200),
+    "customers:contact-delete":             (LOGIN, 405,   403,   403,   405,   403,   403,   405),
+    "customers:product-list":               (LOGIN, 200,   200,   403,   200,   200,   200,   200),
+    "customers:product-create":             (LOGIN, 403,   403,   403,   200,   403,   403,   200),
+    "customers:product-detail":             (LOGIN, 200,   200,   403,   200,   200,   200,   200),
+    "customers:product-edit":               (LOGIN, 403,   403,   403,   200,   403,   403,   200),
+    "customers:legal-entity-list":          (LOGIN, 200,   200,   403,   200,   200,   200,   200),
+    "customers:legal-entity-create":        (LOGIN, 403,   403,   403,   200,   403,   403,   200),
+    "customers:legal-entity-detail":        (LOGIN, 200,   200,   403,   200,   200,   200,   200),
+    "customers:legal-entity-edit":          (LOGIN, 403,   403,   403,   200,   403,   403,   200),
+    "api:customer-list":                    (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:customer-detail":                  (401,   200,   404,   403,   200,   200,   200,   200),
+    "api:customer-set-status":              (401,   405,   405,   403,   405,   405,   405,   405),
+    "api:customer-upsert-by-external-id":   (401,   405,   405,   403,   405,   405,   405,   405),
+    "api:contact-list":                     (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:contact-detail":                   (401,   200,   404,   403,   200,   200,   200,   200),
+    "api:product-list":                     (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:product-detail":                   (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:legal-entity-list":                (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:legal-entity-detail":              (401,   200,   200,   403,   200,   200,   200,   200),
+    "api-schema":                           (401,   200,   200,   200,   200,   200,   200,   200),
+    "api-docs":                             (401,   200,   200,   200,   200,   200,   200,   200),
+}
+# fmt: on
+
+EXPECTED: dict[str, dict[str, int | str]] = {name: dict(zip(ROLES, row, strict=True)) for name, row in _MATRIX.items()}
+
+# (URL name, role) → why the code does not do what ROLES.md requires. Strict xfail: fix the code, drop the line.
+CONTRADICTIONS: dict[tuple[str, str], str] = {
+    ("api-schema", ANON): "deny by default: drf-spectacular serves the schema to anyone (SERVE_PERMISSIONS AllowAny)",
+    ("api-docs", ANON): "deny by default: drf-spectacular serves Swagger UI to anyone (SERVE_PERMISSIONS AllowAny)",
+}
+
+# URL name → the keyword arguments of its pattern, filled from the ``world`` fixture's objects.
+KWARGS = {
+    "history-entry": lambda w: {"pk": w["audit_entry"].pk},
+    "customers:customer-detail": lambda w: {"public_id": w["customer"].public_id},
+    "customers:customer-edit": lambda w: {"public_id": w["customer"].public_id},
+    "customers:customer-status": lambda w: {"public_id": w["customer"].public_id},
+    "customers:customer-external-id": lambda w: {"public_id": w["customer"].public_id},
+    "customers:contact-create": lambda w: {"public_id": w["customer"].public_id},
+    "customers:contact-edit": lambda w: {"public_id": w["contact"].public_id},
+    "customers:contact-delete": lambda w: {"public_id": w["contact"].public_id},
+    "customers:product-detail": lambda w: {"public_id": w["product"].public_id},
+    "customers:product-edit": lambda w: {"public_id": w["product"].public_id},
+    "customers:legal-entity-detail": lambda w: {"public_id": w["legal_entity"].public_id},
+    "customers:legal-entity-edit": lambda w: {"public_id": w["legal_entity"].public_id},
+    "api:customer-detail": lambda w: {"id": w["customer"].public_id},
+    "api:customer-set-status": lambda w: {"id": w["customer"].public_id},
+    "api:customer-upsert-by-external-id": lambda w: {"system": "hubspot", "external_id": "HS-1001"},
+    "api:contact-detail": lambda w: {"id": w["contact"].public_id},
+    "api:product-detail": lambda w: {"id": w["product"].public_id},
+    "api:legal-entity-detail": lambda w: {"id": w["legal_entity"].public_id},
+}
+
+
+def url_names_in_urlconf() -> set[str]:
+    """Every named pattern of the URLconf, qualified with its namespaces; the admin site and DRF's
+    format-suffix duplicates (``….json``) left out."""
+    names: set[str] = set()
+
+    def walk(resolver: URLResolver, namespaces: tuple[str, ...]) -> None:
+        for pattern in resolver.url_patterns:
+            if isinstance(pattern, URLResolver):
+                inner = (*namespaces, pattern.namespace) if pattern.namespace else namespaces
+                if inner[:1] != ("admin",):
+                    walk(pattern, inner)
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                if "format" in pattern.pattern.regex.groupindex:
+                    continue
+                names.add(":".join((*namespaces, pattern.name)))
+
+    walk(get_resolver(), ())
+    return names
+
+
+def test_every_url_has_an_expected_outcome():
+    found = url_names_in_urlconf()
+    missing = sorted(found - EXPECTED.keys())
+    stale = sorted(EXPECTED.keys() - found)
+    assert not missing, f"URLs without an expected outcome per role in EXPECTED: {', '.join(missing)}"
+    assert not stale, f"EXPECTED lists URLs the URLconf no longer has: {', '.join(stale)}"
+
+
+def test_every_contradiction_names_a_matrix_cell():
+    for name, role in CONTRADICTIONS:
+        assert name in EXPECTED and role in ROLES, (name, role)
+
+
+# --- the people and records every case uses, built once for the module ----------------------------------
+
+BILLING_ADDRESS = {"kind": "billing", "line1": "Torstraße 1", "postal_code": "10119", "city": "Berlin", "country": "DE"}
+
+
+def _person(username: str, *roles: str, **extra):
+    user = get_user_model().objects.create_user(username=username, password="pw-" + username, **extra)
+    for role in roles:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """One person per role (as in ``tests/conftest.py``: the admin is superuser and staff, the auditor is
+    staff), a second sales rep, a customer of each rep, a contact, a product, a legal entity and an audit
+    entry. Built once in a transaction that is rolled back when the module is done; every test runs in a
+    savepoint inside it."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        people = {role: _person(role, role) for role in Role.values if role != Role.ADMIN}
+        people[Role.ADMIN] = _person("admin", Role.ADMIN, is_staff=True, is_superuser=True)
+        people[Role.AUDITOR].is_staff = True
+        people[Role.AUDITOR].save(update_fields=["is_staff"])
+        people["sales2"] = _person("sales2", Role.SALES)
+
+        customer = customer_create(
+            user=people[Role.SALES],
+            data={"legal_name": "Nordlicht Analytics GmbH", "status": Customer.Status.ACTIVE},
+            addresses=[dict(BILLING_ADDRESS)],
+            contacts=[{"first_name": "Ida", "last_name": "Berg", "email": "ida@nordlicht.example", "role": "billing"}],
+            external_ids=[{"system": "hubspot", "external_id": "HS-1001"}],
+        )
+        other_customer = customer_create(
+            user=people["sales2"],
+            data={"legal_name": "Fjord Logistics AS", "status": Customer.Status.ACTIVE},
+            addresses=[dict(BILLING_ADDRESS, city="Oslo", postal_code="0150", country="NO")],
+        )
+        legal_entity = LegalEntityFactory()
+        BankAccountFactory(legal_entity=legal_entity)
+        yield {
+            "people": people,
+            "customer": customer,
+            "other_customer": other_customer,
+            "contact": customer.contacts.get(),
+            "product": ProductFactory(),
+            "legal_entity": legal_entity,
+            "audit_entry": AuditEntry.objects.filter(object_public_id=customer.public_id).latest("pk"),
+        }
+        transaction.set_rollback(True)
+
+
+def _client(world, who: str) -> Client:
+    client = Client()
+    if who != ANON:
+        client.force_login(world["people"][who])
+    return client
+
+
+# --- GET: the matrix --------------------------------------------------------------------------------------
+
+
+def _cases():
+    for name, row in EXPECTED.items():
+        for role in ROLES:
+            marks = ()
+            if (name, role) in CONTRADICTIONS:
+                marks = pytest.mark.xfail(reason=f"contradicts ROLES.md: {CONTRADICTIONS[name, role]}", strict=True)
+            yield pytest.param(name, role, row[role], id=f"{name}@{role}", marks=marks)
+
+
+@pytest.mark.parametrize(("name", "role", "expected"), list(_cases()))
+def test_get(world, db, name, role, expected):
+    path = reverse(name, kwargs=KWARGS[name](world) if name in KWARGS else None)
+    response = _client(world, role).get(path)
+    where = f"GET {path} as {role}"
+    if expected == LOGIN:
+        assert response.status_code == 302, f"{where}: {response.status_code}, expected a redirect to sign in"
+        assert response["Location"] == redirect_to_login(path)["Location"], where
+    elif expected == HOME:
+        assert response.status_code == 302, f"{where}: {response.status_code}, expected a redirect home"
+        assert response["Location"] == reverse("home"), where
+    else:
+        assert response.status_code == expected, f"{where}: {response.status_code}, expected {expected}"
+        if expected == 401:
+            assert response.has_header("WWW-Authenticate"), where
+
+
+# --- POST: the riskiest state-changing pages --------------------------------------------------------------
+
+
+def _form_data(form: forms.Form) -> dict[str, str]:
+    """What a browser would send for the form as rendered (its initial values)."""
+    data = {}
+    for field in form:
+        value = field.value()
+        if isinstance(field.field, forms.BooleanField):
+            if value:
+                data[field.html_name] = "on"
+        elif isinstance(field.field, forms.FileField):
+            continue
+        elif value in (None, "") and type(field.field) is forms.ChoiceField and field.field.choices:
+            data[field.html_name] = str(field.field.choices[0][0])  # a select sends its first option
+        else:
+            data[field.html_name] = "" if value is None else str(value)
+    return data
+
+
+def _formset_data(formset) -> dict[str, str]:
+    data = _form_data(formset.management_form)
+    for form in formset.forms:
+        data.update(_form_data(form))
+    return data
+
+
+def _customer_create_data(world) -> dict[str, str]:
+    data = _form_data(f.CustomerForm(user=world["people"][Role.SALES]))
+    data.update(legal_name="Posted Customer SARL", status=Customer.Status.PROSPECT)
+    for prefix, factory in (
+        ("addresses", f.address_formset),
+        ("registrations", f.registration_formset),
+        ("contacts", f.contact_formset),
+    ):
+        data.update(_formset_data(factory(extra=1)(prefix=prefix)))
+    data.update({"addresses-0-line1": "1 Rue de Rivoli", "addresses-0-city": "Paris", "addresses-0-country": "FR"})
+    return data
+
+
+def _customer_edit_data(customer: Customer) -> dict[str, str]:
+    data = _form_data(f.CustomerForm(user=customer.owner, instance=customer))
+    data.update(legal_name="Renamed by a POST Ltd", reason="permission matrix")
+    for prefix, factory, initial in (
+        ("addresses", f.address_formset, f.address_initial),
+        ("registrations", f.registration_formset, f.registration_initial),
+        ("contacts", f.contact_formset, f.contact_initial),
+    ):
+        data.update(_formset_data(factory(extra=0)(prefix=prefix, initial=initial(customer))))
+    return data
+
+
+def _product_create_data(world) -> dict[str, str]:
+    data = _form_data(f.ProductForm())
+    data.update(code="POST-001", name="Posted service", default_price_amount="99.00", revenue_account="8400")
+    return data
+
+
+def _legal_entity_create_data(world) -> dict[str, str]:
+    data = _form_data(f.LegalEntityForm())
+    data.update(
+        legal_name="Posted Studio SARL",
+        short_name="Posted Studio",
+        line1="1 Rue de Rivoli",
+        postal_code="75004",
+        city="Paris",
+        country="FR",
+        invoice_prefix="PST",
+    )
+    data.update(_formset_data(f.entity_registration_formset(extra=1)(prefix="registrations")))
+    data.update(_formset_data(f.bank_account_formset(extra=1)(prefix="bank_accounts")))
+    return data
+
+
+POSTS = {
+    # case id → (URL name, object of the URL or None, payload builder)
+    "customer-create": ("customers:customer-create", None, _customer_create_data),
+    "customer-edit": ("customers:customer-edit", "customer", lambda w: _customer_edit_data(w["customer"])),
+    "other-rep-customer-edit": (
+        "customers:customer-edit",
+        "other_customer",
+        lambda w: _customer_edit_data(w["other_customer"]),
+    ),
+    "customer-status": ("customers:customer-status", "customer", lambda w: {"status": Customer.Status.ON_HOLD}),
+    "product-create": ("customers:product-create", None, _product_create_data),
+    "legal-entity-create": ("customers:legal-entity-create", None, _legal_entity_create_data),
+}
+
+# (case, who, expected status). The refusals must change nothing; the controls (a person ROLES.md allows)
+# prove that the same payload would have changed something, so a refusal is not an accident of bad input.
+POST_CASES = [
+    ("customer-create", Role.AUDITOR, 403),
+    ("customer-create", Role.CONSULTANT, 403),
+    ("customer-create", Role.SALES, 302),  # control
+    ("customer-edit", Role.AUDITOR, 403),
+    ("customer-edit", Role.SALES, 302),  # control: the owner
+    ("other-rep-customer-edit", Role.SALES, 404),  # another rep's account is outside sales' edit scope
+    ("other-rep-customer-edit", "sales2", 302),  # control: its owner
+    ("customer-status", Role.AUDITOR, 403),
+    ("customer-status", Role.SALES, 302),  # control
+    ("product-create", Role.AUDITOR, 403),
+    ("product-create", Role.FINANCE, 302),  # control
+    ("legal-entity-create", Role.AUDITOR, 403),
+    ("legal-entity-create", Role.FINANCE, 302),  # control
+]
+
+
+def _state() -> tuple:
+    """Everything the pages above could change, in comparable form."""
+    rows = []
+    for model in (Customer, Address, TaxRegistration, Contact, Product, LegalEntity, BankAccount):
+        rows.append(tuple(model.objects.order_by("pk").values_list()))
+    rows.append(AuditEntry.objects.count())
+    return tuple(rows)
+
+
+@pytest.mark.parametrize(("case", "who", "expected"), [pytest.param(*c, id=f"{c[0]}@{c[1]}") for c in POST_CASES])
+def test_post(world, db, case, who, expected):
+    name, target, payload = POSTS[case]
+    path = reverse(name, kwargs={"public_id": world[target].public_id} if target else None)
+    data = payload(world)
+    before = _state()
+    response = _client(world, who).post(path, data)
+    assert response.status_code == expected, f"POST {path} as {who}: {response.status_code}, expected {expected}"
+    if expected == 302:
+        assert _state() != before, f"POST {path} as {who} (control) changed nothing"
+    else:
+        assert _state() == before, f"POST {path} as {who} was refused but changed data"
+
+
+# --- the admin site ---------------------------------------------------------------------------------------
+
+
+def test_admin_auditor_sees_the_customer_list(world, db):
+    response = _client(world, Role.AUDITOR).get(reverse("admin:customers_customer_changelist"))
+    assert response.status_code == 200
+    assert world["customer"].number in response.text
+
+
+def test_admin_auditor_change_page_is_read_only(world, db):
+    path = reverse("admin:customers_customer_change", args=[world["customer"].pk])
+    response = _client(world, Role.AUDITOR).get(path)
+    assert response.status_code == 200
+    assert world["customer"].legal_name in response.text
+    assert 'name="_save"' not in response.text
+    # Control: the same page offers Save to an admin, so the check above is not vacuous.
+    assert 'name="_save"' in _client(world, Role.ADMIN).get(path).text
+
+
+def test_admin_auditor_cannot_post_a_change(world, db):
+    customer = world["customer"]
+    path = reverse("admin:customers_customer_change", args=[customer.pk])
+    data = {
+        "legal_name": "Changed through the admin Ltd",
+        "display_name": "Changed",
+        "kind": customer.kind,
+        "status": Customer.Status.ON_HOLD,
+        "default_currency": customer.default_currency,
+        "payment_terms_days": "7",
+        "_save": "Save",
+    }
+    for prefix in ("addresses", "registrations", "contacts"):
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    before = _state()
+    response = _client(world, Role.AUDITOR).post(path, data)
+    assert response.status_code == 403
+    assert _state() == before
+
+
+def test_admin_auditor_cannot_open_the_add_page(world, db):
+    assert _client(world, Role.AUDITOR).get(reverse("admin:customers_customer_add")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["admin:index", "admin:customers_customer_changelist", "admin:customers_customer_add"],
+)
+def test_admin_turns_away_people_who_are_not_staff(world, db, name):
+    path = reverse(name)
+    response = _client(world, Role.SALES).get(path)
+    assert response.status_code == 302
+    assert response["Location"] == redirect_to_login(path, login_url=reverse("admin:login"))["Location"]
+
+
+def test_world_fixture_sanity(world, db):
+    """The records the matrix relies on are what the cases assume (owner, scope, lookup by external ID)."""
+    assert world["customer"].owner == world["people"][Role.SALES]
+    assert world["other_customer"].owner == world["people"]["sales2"]
+    assert world["contact"].customer == world["customer"]
