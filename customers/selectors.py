@@ -78,6 +78,11 @@ def customer_edit_scope(*, user, customer: Customer) -> EditScope:
     return None
 
 
+def customer_history_visible(*, user, customer: Customer) -> bool:
+    """ROLES.md: history of "own records" for sales; all of it for finance, executives, auditors, admins."""
+    return user.has_perm("backbone.view_auditentry") or customer_edit_scope(user=user, customer=customer) == "all"
+
+
 def customer_can_create(*, user) -> bool:
     return not is_read_only(user) and user.has_perm("customers.add_customer")
 

@@ -32,6 +32,7 @@ from .selectors import (
     access_product,
     customer_can_create,
     customer_edit_scope,
+    customer_history_visible,
     customer_list,
     customers_visible_to,
     legal_entities_visible_to,
@@ -234,6 +235,7 @@ def _customer_detail(request, customer: Customer, *, external_id_form=None, stat
         and customers_visible_to(request.user).filter(pk=customer.parent_id).exists(),
         "external_ids": external_ids,
         "external_id_form": external_id_form or (f.ExternalIdForm() if scope else None),
+        "show_history": customer_history_visible(user=request.user, customer=customer),
     }
     return render(request, "customers/customer_detail.html", context, status=status)
 

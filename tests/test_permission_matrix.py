@@ -85,10 +85,7 @@ _MATRIX = {
 EXPECTED: dict[str, dict[str, int | str]] = {name: dict(zip(ROLES, row, strict=True)) for name, row in _MATRIX.items()}
 
 # (URL name, role) → why the code does not do what ROLES.md requires. Strict xfail: fix the code, drop the line.
-CONTRADICTIONS: dict[tuple[str, str], str] = {
-    ("api-schema", ANON): "deny by default: drf-spectacular serves the schema to anyone (SERVE_PERMISSIONS AllowAny)",
-    ("api-docs", ANON): "deny by default: drf-spectacular serves Swagger UI to anyone (SERVE_PERMISSIONS AllowAny)",
-}
+CONTRADICTIONS: dict[tuple[str, str], str] = {}
 
 # URL name → the keyword arguments of its pattern, filled from the ``world`` fixture's objects.
 KWARGS = {

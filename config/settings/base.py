@@ -157,6 +157,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Customers, contacts, catalog and legal entities. Idempotency-Key is honoured on POST.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Deny by default: the schema and the interactive docs are for signed-in users (session or token).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
