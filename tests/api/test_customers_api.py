@@ -307,7 +307,9 @@ def test_retrieve_shows_the_external_ids(person, client_for, make_customer):
     assert body["external_ids"] == [{"system": "crm", "external_id": "C-9"}]
 
 
-def test_schema_and_docs_are_served(client):
+def test_schema_and_docs_are_served_to_signed_in_users_only(client, person):
+    assert client.get("/api/schema/").status_code == 401
+    client.force_login(person("consultant"))
     schema = client.get("/api/schema/")
     docs = client.get("/api/docs/")
     assert schema.status_code == 200
