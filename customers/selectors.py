@@ -83,6 +83,17 @@ def customer_history_visible(*, user, customer: Customer) -> bool:
     return user.has_perm("backbone.view_auditentry") or customer_edit_scope(user=user, customer=customer) == "all"
 
 
+def customer_status_allowed(*, user, customer: Customer, status: str) -> bool:
+    """Whether ``user`` may move ``customer`` to ``status`` now: the transition table, narrowed for finance
+    to putting an active customer on hold and releasing the hold."""
+    scope = customer_edit_scope(user=user, customer=customer)
+    if scope is None or not customer.can_transition_to(status):
+        return False
+    if scope == "billing":
+        return {customer.status, status} == {Customer.Status.ACTIVE, Customer.Status.ON_HOLD}
+    return True
+
+
 def customer_can_create(*, user) -> bool:
     return not is_read_only(user) and user.has_perm("customers.add_customer")
 

@@ -34,7 +34,7 @@ from .models import (
     Product,
     TaxRegistration,
 )
-from .selectors import customer_edit_scope, customers_visible_to
+from .selectors import customer_edit_scope, customer_status_allowed, customers_visible_to
 
 CORE_FIELDS = ("legal_name", "display_name", "kind", "owner", "parent", "notes")
 BILLING_FIELDS = (
@@ -419,10 +419,9 @@ def customer_set_status(*, user, customer: Customer, status: str, reason: str = 
     customer = customer_for_update(pk=customer.pk)
     if customer.status == status:
         return customer
-    if customer_edit_scope(user=user, customer=customer) == "billing" and {customer.status, status} != {
-        Customer.Status.ACTIVE,
-        Customer.Status.ON_HOLD,
-    }:
+    if customer_edit_scope(user=user, customer=customer) == "billing" and not customer_status_allowed(
+        user=user, customer=customer, status=status
+    ):
         raise NotPermitted(
             "Finance can put an active customer on hold and release the hold; the account owner "
             "or an admin makes every other status change.",

@@ -34,6 +34,7 @@ from .selectors import (
     customer_edit_scope,
     customer_history_visible,
     customer_list,
+    customer_status_allowed,
     customers_visible_to,
     legal_entities_visible_to,
     legal_entity_with_details,
@@ -226,7 +227,9 @@ def _customer_detail(request, customer: Customer, *, external_id_form=None, stat
         "customer": customer,
         "scope": scope,
         "can_edit": scope is not None,
-        "transitions": [s for s in Customer.Status if customer.can_transition_to(s)] if scope else [],
+        "transitions": [
+            s for s in Customer.Status if customer_status_allowed(user=request.user, customer=customer, status=s)
+        ],
         "addresses": customer.addresses.all(),
         "registrations": customer.registrations.all(),
         "contacts": customer.contacts.all(),
