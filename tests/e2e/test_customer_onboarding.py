@@ -34,9 +34,7 @@ def test_sales_rep_onboards_customer_and_auditor_sees_it_in_history(page, live_s
     registrations = page.get_by_role("group", name="VAT registrations")
     contacts = page.get_by_role("group", name="Contacts")
 
-    # The "Company" fieldset has no accessible name (its <legend> sits inside a <div>), so its fields are
-    # found by their labels alone; they are unique on the page.
-    page.get_by_label("Legal name").fill(LEGAL_NAME)
+    page.get_by_role("group", name="Company").get_by_label("Legal name").fill(LEGAL_NAME)
     expect(addresses.get_by_label("Kind")).to_have_value("billing")
     addresses.get_by_label("Street and number").fill("Friedrichstraße 68")
     addresses.get_by_label("Postal code").fill("10117")
@@ -65,7 +63,7 @@ def test_sales_rep_onboards_customer_and_auditor_sees_it_in_history(page, live_s
     assert Customer.objects.count() == 1
     assert not TaxRegistration.objects.exists() and not Contact.objects.exists()
     # Everything typed is still there.
-    expect(page.get_by_label("Legal name")).to_have_value(LEGAL_NAME)
+    expect(page.get_by_role("group", name="Company").get_by_label("Legal name")).to_have_value(LEGAL_NAME)
     expect(page.get_by_role("group", name="Contacts").get_by_label("Email")).to_have_value("Jana.Vogel@nordlicht.test")
     expect(page.get_by_role("group", name="Contacts").get_by_label("Receives invoices")).to_be_checked()
 
@@ -155,3 +153,13 @@ def test_formset_remove_checkboxes_name_their_row(page, live_server, sales):
     addresses.get_by_role("button", name="Add address").click()
     expect(addresses.get_by_role("combobox", name="Kind")).to_have_count(2)
     expect(addresses.get_by_role("checkbox", name="Remove", exact=True)).to_have_count(0, timeout=2_000)
+
+
+def test_legal_entity_form_sections_have_accessible_names(page, live_server, finance):
+    from playwright.sync_api import expect
+
+    sign_in(page, live_server, "finance", "pw-finance")
+    page.goto(f"{live_server.url}/customers/legal-entities/new/")
+    expect(page.get_by_role("group", name="Bank accounts")).to_be_visible()  # the formset sections do
+    expect(page.get_by_role("group", name="Company")).to_be_visible(timeout=2_000)
+    expect(page.get_by_role("group", name="Invoices")).to_be_visible(timeout=2_000)
