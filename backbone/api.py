@@ -5,16 +5,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
-from rest_framework import exceptions, permissions, status
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
-from .errors import DomainError
+from .errors import DomainError, ValidationFailed
 from .models import IdempotencyRecord
 from .roles import is_read_only
 
@@ -189,3 +197,85 @@ class IdempotentCreateMixin:
 
     def create(self, request, *args, **kwargs):
         return idempotent(request, lambda: super(IdempotentCreateMixin, self).create(request, *args, **kwargs))
+
+
+# --- shared plumbing of every app's API -----------------------------------------------------------
+
+
+class ApiErrorSerializer(serializers.Serializer):
+    """The body of every error answer (backbone.api.exception_handler)."""
+
+    message = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per field; nested inputs use flat keys such as 'addresses.1.country'.",
+    )
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retry-safe POST: the same key with the same body answers the first response again "
+    "(header Idempotent-Replayed: true) and creates nothing; the same key with another body answers 409.",
+)
+_ERROR = ApiErrorSerializer
+READ_ERRORS = {404: OpenApiResponse(_ERROR, description="Not found or outside your scope.")}
+WRITE_ERRORS = {
+    400: OpenApiResponse(_ERROR, description="Invalid input; messages per field."),
+    403: OpenApiResponse(_ERROR, description="Your role may not do this."),
+    **READ_ERRORS,
+    409: OpenApiResponse(_ERROR, description="Conflicts with existing data or the record's state."),
+}
+
+
+def flat_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error structure → the services' flat keys (``addresses.1.country``)."""
+    flat: dict[str, list[str]] = {}
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, Mapping):
+            for name, value in node.items():
+                name = str(name)
+                walk(value, key if name == api_settings.NON_FIELD_ERRORS_KEY else f"{key}.{name}" if key else name)
+        elif isinstance(node, list) and any(isinstance(item, Mapping | list) for item in node):
+            for index, item in enumerate(node):
+                if item:
+                    walk(item, f"{key}.{index}")
+        elif isinstance(node, list):
+            flat.setdefault(key or api_settings.NON_FIELD_ERRORS_KEY, []).extend(str(item) for item in node)
+        elif node:
+            flat.setdefault(key or api_settings.NON_FIELD_ERRORS_KEY, []).append(str(node))
+
+    walk(detail, prefix)
+    return flat
+
+
+def parse(view, *, instance=None, partial: bool = False) -> dict[str, Any]:
+    """Validate the request body with the view's serializer; refuse with flat per-field errors."""
+    serializer = view.get_serializer(instance, data=view.request.data, partial=partial)
+    if not serializer.is_valid():
+        errors = flat_errors(serializer.errors)
+        key, messages = next(iter(errors.items()))
+        summary = messages[0] if key == api_settings.NON_FIELD_ERRORS_KEY else f"{key}: {messages[0]}"
+        raise ValidationFailed(summary, errors=errors)
+    return dict(serializer.validated_data)
+
+
+def lookup_public_id(view) -> uuid.UUID:
+    """The public ID in the URL; anything that is not a UUID cannot name a record, so 404."""
+    try:
+        return uuid.UUID(str(view.kwargs[view.lookup_url_kwarg]))
+    except ValueError:
+        raise Http404 from None
+
+
+class ApiViewMixin:
+    """Records are addressed by public ID; bodies are JSON (nested lists do not fit form encoding)."""
+
+    lookup_field = "public_id"
+    lookup_url_kwarg = "id"
+    filter_backends = [filters.DjangoFilterBackend]
+    parser_classes = [JSONParser]

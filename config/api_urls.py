@@ -1,8 +1,10 @@
 """The REST API, version 1 (included at ``/api/v1/``; schema at ``/api/schema/``, docs at ``/api/docs/``)."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from customers import api as customers_api
+from tax import api as tax_api
 
 app_name = "api"
 
@@ -13,5 +15,11 @@ router.register("customers", customers_api.CustomerViewSet, basename="customer")
 router.register("contacts", customers_api.ContactViewSet, basename="contact")
 router.register("products", customers_api.ProductViewSet, basename="product")
 router.register("legal-entities", customers_api.LegalEntityViewSet, basename="legal-entity")
+router.register("tax/jurisdictions", tax_api.JurisdictionViewSet, basename="tax-jurisdiction")
+router.register("tax/rates", tax_api.TaxRateViewSet, basename="tax-rate")
+router.register("tax/calculations", tax_api.TaxCalculationViewSet, basename="tax-calculation")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("tax/preview/", tax_api.TaxPreviewView.as_view(), name="tax-preview"),
+    *router.urls,
+]

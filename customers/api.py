@@ -8,24 +8,29 @@ or a service found them.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
-from backbone.api import RolePermissions, idempotent
+from backbone.api import (
+    IDEMPOTENCY_KEY,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ApiViewMixin,
+    RolePermissions,
+    idempotent,
+    lookup_public_id,
+    parse,
+)
 from backbone.errors import Conflict, ValidationFailed
 from backbone.models import ExternalId
 from backbone.roles import is_read_only
@@ -35,83 +40,12 @@ from . import selectors, services
 from .filters import CustomerFilter, ProductFilter
 from .models import Address, Contact, Customer, LegalEntity, Product, TaxRegistration
 from .serializers import (
-    ApiErrorSerializer,
     ContactSerializer,
     CustomerSerializer,
     CustomerStatusSerializer,
     LegalEntitySerializer,
     ProductSerializer,
 )
-
-# --- shared plumbing ----------------------------------------------------------------------------------
-
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Retry-safe POST: the same key with the same body answers the first response again "
-    "(header Idempotent-Replayed: true) and creates nothing; the same key with another body answers 409.",
-)
-_ERROR = ApiErrorSerializer
-READ_ERRORS = {404: OpenApiResponse(_ERROR, description="Not found or outside your scope.")}
-WRITE_ERRORS = {
-    400: OpenApiResponse(_ERROR, description="Invalid input; messages per field."),
-    403: OpenApiResponse(_ERROR, description="Your role may not do this."),
-    **READ_ERRORS,
-    409: OpenApiResponse(_ERROR, description="Conflicts with existing data or the record's state."),
-}
-
-
-def flat_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested error structure → the services' flat keys (``addresses.1.country``)."""
-    flat: dict[str, list[str]] = {}
-
-    def walk(node: Any, key: str) -> None:
-        if isinstance(node, Mapping):
-            for name, value in node.items():
-                name = str(name)
-                walk(value, key if name == api_settings.NON_FIELD_ERRORS_KEY else f"{key}.{name}" if key else name)
-        elif isinstance(node, list) and any(isinstance(item, Mapping | list) for item in node):
-            for index, item in enumerate(node):
-                if item:
-                    walk(item, f"{key}.{index}")
-        elif isinstance(node, list):
-            flat.setdefault(key or api_settings.NON_FIELD_ERRORS_KEY, []).extend(str(item) for item in node)
-        elif node:
-            flat.setdefault(key or api_settings.NON_FIELD_ERRORS_KEY, []).append(str(node))
-
-    walk(detail, prefix)
-    return flat
-
-
-def parse(view, *, instance=None, partial: bool = False) -> dict[str, Any]:
-    """Validate the request body with the view's serializer; refuse with flat per-field errors."""
-    serializer = view.get_serializer(instance, data=view.request.data, partial=partial)
-    if not serializer.is_valid():
-        errors = flat_errors(serializer.errors)
-        key, messages = next(iter(errors.items()))
-        summary = messages[0] if key == api_settings.NON_FIELD_ERRORS_KEY else f"{key}: {messages[0]}"
-        raise ValidationFailed(summary, errors=errors)
-    return dict(serializer.validated_data)
-
-
-def lookup_public_id(view) -> uuid.UUID:
-    """The public ID in the URL; anything that is not a UUID cannot name a record, so 404."""
-    try:
-        return uuid.UUID(str(view.kwargs[view.lookup_url_kwarg]))
-    except ValueError:
-        raise Http404 from None
-
-
-class ApiViewMixin:
-    """Records are addressed by public ID; bodies are JSON (nested lists do not fit form encoding)."""
-
-    lookup_field = "public_id"
-    lookup_url_kwarg = "id"
-    filter_backends = [filters.DjangoFilterBackend]
-    parser_classes = [JSONParser]
-
 
 # --- customers ----------------------------------------------------------------------------------------
 

@@ -379,14 +379,3 @@ class LegalEntitySerializer(ServiceModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
-
-
-class ApiErrorSerializer(serializers.Serializer):
-    """The body of every error answer (backbone.api.exception_handler)."""
-
-    message = serializers.CharField()
-    code = serializers.CharField()
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="Messages per field; nested inputs use flat keys such as 'addresses.1.country'.",
-    )
