@@ -44,6 +44,16 @@ def file_digest(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _closed_in_the_app(same, row, existing) -> bool:
+    """A shipped rate the app ended the day before a rate added in the app: the file's open end is stale."""
+    if same is None or same.source != "data_file" or Decimal(same.rate) != row.rate or same.valid_to is None:
+        return False
+    if row.valid_to is not None and row.valid_to <= same.valid_to:
+        return False
+    successor = same.valid_to + dt.timedelta(days=1)
+    return any(obj.source == "manual" and obj.valid_from == successor for obj in existing)
+
+
 def load_rate_data(data: dict, *, jurisdiction_model, rate_model, load_model=None) -> LoadReport:
     jurisdictions, rates = parse_rate_data(data)
     report = LoadReport(version=data["version"])
@@ -67,6 +77,9 @@ def load_rate_data(data: dict, *, jurisdiction_model, rate_model, load_model=Non
         jurisdiction = by_country[row.country]
         existing = list(rate_model.objects.filter(jurisdiction=jurisdiction, kind=row.kind))
         same = next((obj for obj in existing if obj.valid_from == row.valid_from), None)
+        if _closed_in_the_app(same, row, existing):
+            report.rates_unchanged += 1
+            continue
         manual_clash = [
             obj
             for obj in existing
