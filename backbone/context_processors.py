@@ -30,6 +30,8 @@ NAVIGATION = [
     ("Customers", "customers:customer-list", "people", "customers.view_customer"),
     ("Catalog", "customers:product-list", "box-seam", "customers.view_product"),
     ("Legal entities", "customers:legal-entity-list", "building", "customers.view_legalentity"),
+    ("Tax", "tax:rate-table", "percent", "tax.view_taxrate"),
+    ("Tax preview", "tax:preview", "calculator", "tax.preview_tax"),
     ("History", "history", "clock-history", "backbone.view_auditentry"),
     ("API docs", "api-docs", "braces", "authenticated"),
     ("Admin", "admin:index", "gear", "staff"),

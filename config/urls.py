@@ -12,6 +12,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("", include("backbone.urls")),
     path("customers/", include("customers.urls")),
+    path("tax/", include("tax.urls")),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

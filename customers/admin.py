@@ -7,6 +7,7 @@ gapless sequence, and the owner's object permission follows the ``owner`` field.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from guardian.admin import ReinforcedGuardedModelAdminMixin
@@ -20,11 +21,13 @@ from .models import (
     BankAccount,
     Contact,
     Customer,
+    ExemptionCertificate,
     LegalEntity,
     LegalEntityRegistration,
     Product,
     TaxRegistration,
 )
+from .services import certificate_document_problem
 
 PUBLIC_FIELDS = ("public_id", "created_at", "updated_at")
 
@@ -57,6 +60,28 @@ class ContactInline(TrackedTabularInline):
     )
 
 
+class ExemptionCertificateAdminForm(forms.ModelForm):
+    """The admin keeps the services' rule for documents: PDF, JPEG or PNG by content and name, at most 5 MB."""
+
+    class Meta:
+        model = ExemptionCertificate
+        fields = ("reference", "reason_code", "reason", "country", "valid_from", "valid_to", "document", "note")
+
+    def clean_document(self):
+        document = self.cleaned_data.get("document")
+        if document and "document" in self.changed_data:
+            problem = certificate_document_problem(document)
+            if problem:
+                raise forms.ValidationError(problem)
+        return document
+
+
+class ExemptionCertificateInline(TrackedStackedInline):
+    model = ExemptionCertificate
+    form = ExemptionCertificateAdminForm
+    fields = (("reference", "reason_code"), "reason", ("country", "valid_from", "valid_to"), "document", "note")
+
+
 @admin.register(Customer)
 class CustomerAdmin(ReinforcedGuardedModelAdminMixin, TrackedAdmin):
     """Customers, with django-guardian's object-permission pages (which themselves require the guardian
@@ -78,7 +103,7 @@ class CustomerAdmin(ReinforcedGuardedModelAdminMixin, TrackedAdmin):
     list_select_related = ("owner", "billing_entity")
     autocomplete_fields = ("owner", "parent", "billing_entity")
     readonly_fields = ("number", *PUBLIC_FIELDS)
-    inlines = (AddressInline, TaxRegistrationInline, ContactInline)
+    inlines = (AddressInline, TaxRegistrationInline, ContactInline, ExemptionCertificateInline)
     fieldsets = (
         (None, {"fields": ("number", "legal_name", "display_name", "kind", "status", "owner", "parent", "notes")}),
         (
@@ -100,6 +125,13 @@ class CustomerAdmin(ReinforcedGuardedModelAdminMixin, TrackedAdmin):
         ),
         ("Identity", {"fields": PUBLIC_FIELDS, "classes": ("collapse",)}),
     )
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is ExemptionCertificate:
+            for inline_form in formset.forms:
+                if inline_form.instance.pk is None and inline_form.has_changed():
+                    inline_form.instance.created_by = request.user
+        super().save_formset(request, form, formset, change)
 
     def save_model(self, request, obj, form, change) -> None:
         old_owner = None

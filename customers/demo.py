@@ -1,5 +1,6 @@
 """Demo data of the customers app: our two legal entities, a professional-services catalog and about 25
-customers in DE, FR, NL, IE, GB, US and CH, created through the services (so history and numbers are real).
+customers in DE, FR, NL, IE, GB, US and CH, created through the services (so history and numbers are real),
+two of them with tax exemption certificates (one valid, one expired).
 
 VAT numbers are made up but pass python-stdnum's format and checksum checks: each is a stem completed with
 the first check digits that validate. They are not real companies' registrations.
@@ -7,17 +8,25 @@ the first check digits that validate. They are not real companies' registrations
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from itertools import product as cartesian
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from backbone.services import external_id_lookup
 from tax.registrations import RegistrationInvalid, validate_vat
 
 from .models import Customer, LegalEntity, Product
-from .services import customer_create, customer_set_status, legal_entity_create, product_create
+from .services import (
+    customer_create,
+    customer_set_status,
+    exemption_certificate_create,
+    legal_entity_create,
+    product_create,
+)
 
 DEMO_SYSTEM = "demo"
 
@@ -664,8 +673,51 @@ CUSTOMERS = [
         "einvoice",
         True,
     ),
+    (
+        "C26",
+        "European Marine Observatory Organisation",
+        "DE",
+        "Hamburg",
+        "Bernhard-Nocht-Straße 78",
+        "20359",
+        None,
+        "EUR",
+        "sales",
+        "active",
+        ("Ingrid", "Solberg", "procurement@emoo.example"),
+        "en",
+        "email",
+        True,
+    ),
 ]
 GROUP_PARENTS = {"C08": "C07"}
+
+# (customer key, reference, VATEX code, printed text, country, valid from / to as (years from this year,
+#  month, day), note). C26 is an international body exempt in Germany (Art. 151(1)(b)) with a current
+#  certificate; C03's certificate for a NATO logistics contract (Art. 151(1)(c)) expired at the end of
+#  last year, so its invoices show VAT again and the engine says why.
+EXEMPTION_CERTIFICATES = [
+    (
+        "C26",
+        "BZSt-IO-0147",
+        "VATEX-EU-151-1B",
+        "Exempt supply to an international body recognised by Germany (Art. 151(1)(b) Directive 2006/112/EC)",
+        "DE",
+        (-1, 1, 1),
+        (1, 12, 31),
+        "Certificate of the Federal Central Tax Office; renew before it expires.",
+    ),
+    (
+        "C03",
+        "NATO-LOG-0815",
+        "VATEX-EU-151-1C",
+        "",
+        "DE",
+        (-3, 1, 1),
+        (-1, 12, 31),
+        "Framework contract for allied forces' logistics, ended.",
+    ),
+]
 
 
 def complete_vat(stem: str) -> str:
@@ -815,7 +867,35 @@ def seed_customers(*, password: str = "", **_) -> str:
                 )
             created[key] = customer
             new_customers += 1
+    new_certificates = _seed_exemption_certificates(created)
     return (
         f"{len(entities)} legal entities, {Product.objects.count()} products ({new_products} new), "
-        f"{len(created)} customers ({new_customers} new)"
+        f"{len(created)} customers ({new_customers} new), {new_certificates} new exemption certificates"
     )
+
+
+def _seed_exemption_certificates(customers: dict[str, Customer]) -> int:
+    """Recorded by the demo finance user; a certificate already on file (same reference) is left alone."""
+    finance = _demo_user("finance") or _demo_user("admin")
+    this_year = timezone.localdate().year
+    new = 0
+    for key, reference, code, text, country, starts, ends, note in EXEMPTION_CERTIFICATES:
+        customer = customers.get(key)
+        if customer is None or customer.exemption_certificates.filter(reference=reference).exists():
+            continue
+        exemption_certificate_create(
+            user=finance,
+            customer=customer,
+            data={
+                "reference": reference,
+                "reason_code": code,
+                "reason": text,
+                "country": country,
+                "valid_from": dt.date(this_year + starts[0], starts[1], starts[2]),
+                "valid_to": dt.date(this_year + ends[0], ends[1], ends[2]),
+                "note": note,
+            },
+            reason="Demo data",
+        )
+        new += 1
+    return new

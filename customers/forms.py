@@ -19,11 +19,13 @@ from backbone.errors import DomainError
 from backbone.money import CURRENCY_CHOICES
 from backbone.roles import Role, has_role
 from tax.categories import TaxCategory
+from tax.vatex import exemption_codes_for_category_e
 
 from .models import (
     Address,
     Contact,
     Customer,
+    ExemptionCertificate,
     Language,
     LegalEntity,
     LegalEntityRegistration,
@@ -301,6 +303,74 @@ class StatusForm(forms.Form):
 class ExternalIdForm(forms.Form):
     system = forms.CharField(max_length=40, help_text="e.g. hubspot, xero")
     external_id = forms.CharField(max_length=200, label="External ID")
+
+
+# --- tax exemption certificates -----------------------------------------------------------------------
+
+
+class ExemptionCertificateForm(forms.Form):
+    """A customer's exemption certificate. ``change_reason`` is the why of the history record; ``reason``
+    is the exemption text printed on invoices."""
+
+    reference = forms.CharField(max_length=100, label="Certificate number")
+    reason_code = forms.ChoiceField(
+        choices=(),
+        label="Exemption reason (VATEX code)",
+        help_text="The legal basis the certificate grants, e.g. VATEX-EU-151-1B for international bodies.",
+    )
+    reason = forms.CharField(
+        max_length=300,
+        required=False,
+        label="Exemption text on invoices",
+        help_text="Leave empty to print the code's own text.",
+    )
+    country = country_field(
+        required=False,
+        label="Exempts in",
+        help_text="The country whose VAT it exempts from; leave empty for wherever the place of supply is.",
+    )
+    valid_from = forms.DateField(label="Valid from", widget=forms.DateInput(attrs={"type": "date"}))
+    valid_to = forms.DateField(
+        label="Valid until",
+        required=False,
+        help_text="Last day of validity, inclusive; leave empty when it does not expire.",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    document = forms.FileField(
+        required=False,
+        label="Scan of the certificate",
+        help_text="PDF, JPEG or PNG, at most 5 MB.",
+        widget=forms.FileInput(attrs={"accept": ".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png"}),
+    )
+    remove_document = forms.BooleanField(required=False, label="Remove the current document")
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, label="Internal note")
+    change_reason = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Reason for the change",
+        help_text="Recorded in the history, e.g. 'Renewed certificate received'.",
+    )
+
+    FIELDS = ("reference", "reason_code", "reason", "country", "valid_from", "valid_to", "note")
+
+    def __init__(self, *args, instance: ExemptionCertificate | None = None, **kwargs) -> None:
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = {name: getattr(instance, name) for name in self.FIELDS}
+        super().__init__(*args, **kwargs)
+        self.fields["reason_code"].choices = [("", "Choose a code"), *exemption_codes_for_category_e()]
+        if instance is None or not instance.document:
+            del self.fields["remove_document"]
+
+    def service_data(self) -> dict[str, Any]:
+        data = {name: self.cleaned_data.get(name) for name in self.FIELDS}
+        for name in ("reference", "reason", "country", "note"):
+            data[name] = data[name] or ""
+        uploaded = self.files.get(self.add_prefix("document"))
+        if uploaded is not None:
+            data["document"] = self.cleaned_data["document"]
+        elif self.cleaned_data.get("remove_document"):
+            data["document"] = ""
+        return data
 
 
 # --- catalog ------------------------------------------------------------------------------------------

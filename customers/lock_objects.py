@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .models import Customer, LegalEntity, Product
+from .models import Customer, ExemptionCertificate, LegalEntity, Product
 
 
 def customer_for_update(*, pk: int) -> Customer:
@@ -15,3 +15,7 @@ def product_for_update(*, pk: int) -> Product:
 
 def legal_entity_for_update(*, pk: int) -> LegalEntity:
     return LegalEntity.objects.select_for_update(of=("self",)).get(pk=pk)
+
+
+def exemption_certificate_for_update(*, pk: int) -> ExemptionCertificate:
+    return ExemptionCertificate.objects.select_for_update(of=("self",)).select_related("customer").get(pk=pk)

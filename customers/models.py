@@ -3,16 +3,21 @@ catalog of products and services."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+from pathlib import PurePosixPath
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django_countries.fields import CountryField
 from simple_history.models import HistoricalRecords
 
 from backbone.models import PublicModel
 from backbone.money import CURRENCY_CHOICES
 from tax.categories import TaxCategory
+from tax.vatex import VATEX, exemption_codes_for_category_e
 
 hex_colour = RegexValidator(r"^#[0-9A-Fa-f]{6}$", "A brand colour is a hex colour such as #1F6FEB.")
 
@@ -272,6 +277,71 @@ class TaxRegistration(PublicModel):
 
     def __str__(self) -> str:
         return self.number
+
+
+def exemption_certificate_upload_to(instance: ExemptionCertificate, filename: str) -> str:
+    """A random name under the customer's folder: the uploader's file name is neither trusted nor kept."""
+    suffix = PurePosixPath(filename).suffix.lower()
+    return f"exemption_certificates/{instance.customer.public_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class ExemptionCertificate(PublicModel):
+    """A customer's certificate that exempts our supplies to it from VAT (an international organisation,
+    a diplomatic mission, a charity...). The tax engine applies it on the tax point dates it covers."""
+
+    class Validity(models.TextChoices):
+        VALID = "valid", "Valid"
+        EXPIRED = "expired", "Expired"
+        NOT_YET_VALID = "not_yet_valid", "Not yet valid"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="exemption_certificates")
+    reference = models.CharField("certificate number", max_length=100)
+    reason_code = models.CharField(
+        "exemption reason code", max_length=30, choices=exemption_codes_for_category_e, help_text="A VATEX code."
+    )
+    reason = models.CharField(
+        "exemption reason text",
+        max_length=300,
+        blank=True,
+        help_text="Printed on invoices next to the code; the code's own text when left empty.",
+    )
+    country = CountryField(
+        blank=True, help_text="The country where it exempts; empty: wherever the place of supply is."
+    )
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True, help_text="Last day of validity (inclusive); empty: open-ended.")
+    document = models.FileField(
+        upload_to=exemption_certificate_upload_to, blank=True, max_length=200, help_text="PDF, JPEG or PNG."
+    )
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-valid_from", "reference"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_to__gte=F("valid_from")),
+                name="exemption_certificate_valid_to_not_before_valid_from",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def reason_text(self) -> str:
+        """What an invoice prints: the free text, else the code's own text."""
+        return self.reason or VATEX.get(self.reason_code, "")
+
+    def validity_on(self, day: dt.date) -> str:
+        if day < self.valid_from:
+            return self.Validity.NOT_YET_VALID
+        if self.valid_to is not None and day > self.valid_to:
+            return self.Validity.EXPIRED
+        return self.Validity.VALID
 
 
 class Contact(PublicModel):

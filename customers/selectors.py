@@ -11,7 +11,16 @@ from guardian.shortcuts import get_objects_for_user
 
 from backbone.roles import Role, has_role, is_read_only
 
-from .models import Address, BankAccount, Contact, Customer, LegalEntity, LegalEntityRegistration, Product
+from .models import (
+    Address,
+    BankAccount,
+    Contact,
+    Customer,
+    ExemptionCertificate,
+    LegalEntity,
+    LegalEntityRegistration,
+    Product,
+)
 
 EditScope = Literal["all", "billing"] | None
 
@@ -46,7 +55,7 @@ def customer_list(*, user) -> QuerySet[Customer]:
 
 def customer_with_details(queryset: QuerySet[Customer]) -> QuerySet[Customer]:
     return queryset.select_related("owner", "parent", "billing_entity").prefetch_related(
-        "addresses", "registrations", "contacts"
+        "addresses", "registrations", "contacts", "exemption_certificates"
     )
 
 
@@ -107,6 +116,39 @@ def access_contact(*, user, public_id) -> Contact:
         return contacts_visible_to(user).get(public_id=public_id)
     except (Contact.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
         raise Http404("No such contact.") from exc
+
+
+def exemption_certificates_visible_to(user) -> QuerySet[ExemptionCertificate]:
+    """Certificates of the customers a person may see, for holders of ``view_exemptioncertificate``."""
+    if not getattr(user, "is_authenticated", False) or not user.has_perm("customers.view_exemptioncertificate"):
+        return ExemptionCertificate.objects.none()
+    return ExemptionCertificate.objects.filter(customer__in=customers_visible_to(user)).select_related("customer")
+
+
+def access_exemption_certificate(*, user, public_id, for_action: str | None = None) -> ExemptionCertificate:
+    """The certificate with ``public_id`` if ``user`` may see it (and ``for_action`` it: "change" or
+    "delete"); else 404."""
+    try:
+        certificate = exemption_certificates_visible_to(user).get(public_id=public_id)
+    except (ExemptionCertificate.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
+        raise Http404("No such exemption certificate.") from exc
+    if for_action and for_action not in exemption_certificate_actions(user=user, customer=certificate.customer):
+        raise Http404("No such exemption certificate.")
+    return certificate
+
+
+def exemption_certificate_actions(*, user, customer: Customer) -> frozenset[str]:
+    """What ``user`` may do with ``customer``'s exemption certificates: a subset of add, change, delete.
+
+    ROLES.md "tax rules, rates, exemptions": finance edits, admins do everything, the rest at most view.
+    The model permission decides, narrowed to customers whose billing data the person may edit; auditors
+    change nothing.
+    """
+    if customer_edit_scope(user=user, customer=customer) is None:
+        return frozenset()
+    return frozenset(
+        verb for verb in ("add", "change", "delete") if user.has_perm(f"customers.{verb}_exemptioncertificate")
+    )
 
 
 def products_visible_to(user) -> QuerySet[Product]:

@@ -23,6 +23,7 @@ from .models import (
     BankAccount,
     Contact,
     Customer,
+    ExemptionCertificate,
     LegalEntity,
     LegalEntityRegistration,
     Product,
@@ -156,6 +157,35 @@ class CustomerContactSerializer(ServiceModelSerializer):
         ]
 
 
+class ExemptionCertificateSerializer(ServiceModelSerializer):
+    """Read-only here: certificates are kept on the customer page by finance."""
+
+    id = _public_id_field(read_only=True)
+    country = serializers.CharField(
+        read_only=True, allow_blank=True, help_text="Where it exempts (ISO code); empty: wherever supplied."
+    )
+    reason_text = serializers.CharField(read_only=True, help_text="The text printed on invoices.")
+    has_document = serializers.SerializerMethodField(help_text="Whether a scan of the certificate is on file.")
+
+    class Meta:
+        model = ExemptionCertificate
+        fields = [
+            "id",
+            "reference",
+            "reason_code",
+            "reason",
+            "reason_text",
+            "country",
+            "valid_from",
+            "valid_to",
+            "has_document",
+        ]
+        read_only_fields = fields
+
+    def get_has_document(self, certificate: ExemptionCertificate) -> bool:
+        return bool(certificate.document)
+
+
 class CustomerSerializer(ServiceModelSerializer):
     """A customer with its addresses, tax registrations, contacts and external IDs.
 
@@ -196,6 +226,9 @@ class CustomerSerializer(ServiceModelSerializer):
     addresses = AddressSerializer(many=True, required=False, help_text="Exactly one of kind 'billing'.")
     registrations = TaxRegistrationSerializer(many=True, required=False)
     contacts = CustomerContactSerializer(many=True, required=False)
+    exemption_certificates = ExemptionCertificateSerializer(
+        many=True, read_only=True, help_text="Tax exemption certificates; read-only (kept on the customer page)."
+    )
     external_ids = ExternalIdsField(
         required=False, help_text="Upstream IDs; linked once, never changed or moved to another customer."
     )
@@ -228,6 +261,7 @@ class CustomerSerializer(ServiceModelSerializer):
             "addresses",
             "registrations",
             "contacts",
+            "exemption_certificates",
             "external_ids",
             "reason",
             "created_at",

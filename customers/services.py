@@ -7,11 +7,15 @@ next to its input and the API can return them as JSON.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.db import IntegrityError, models, transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from django_countries import countries
 from guardian.shortcuts import assign_perm, remove_perm
@@ -22,19 +26,31 @@ from backbone.money import CURRENCY_CODES
 from backbone.roles import Role, has_role, is_read_only
 from backbone.services import external_id_link, sequence_next
 from tax.registrations import RegistrationInvalid, validate_bic, validate_iban, validate_vat
+from tax.vatex import CATEGORY_OF_CODE, VATEX, exemption_codes_for_category_e
 
-from .lock_objects import customer_for_update, legal_entity_for_update, product_for_update
+from .lock_objects import (
+    customer_for_update,
+    exemption_certificate_for_update,
+    legal_entity_for_update,
+    product_for_update,
+)
 from .models import (
     Address,
     BankAccount,
     Contact,
     Customer,
+    ExemptionCertificate,
     LegalEntity,
     LegalEntityRegistration,
     Product,
     TaxRegistration,
 )
-from .selectors import customer_edit_scope, customer_status_allowed, customers_visible_to
+from .selectors import (
+    customer_edit_scope,
+    customer_status_allowed,
+    customers_visible_to,
+    exemption_certificate_actions,
+)
 
 CORE_FIELDS = ("legal_name", "display_name", "kind", "owner", "parent", "notes")
 BILLING_FIELDS = (
@@ -589,19 +605,25 @@ def _validate_logo(errors: _Errors, logo) -> None:
     if size > LOGO_MAX_BYTES:
         errors.add("logo", f"The logo is {size // 1024} KB; the limit is {LOGO_MAX_BYTES // 1024} KB.")
         return
+    if _decoded_image_format(logo) not in LOGO_FORMATS:
+        errors.add("logo", "A logo must be a PNG or JPEG image.")
+
+
+def _decoded_image_format(upload) -> str | None:
+    """The image format Pillow finds by decoding the file ("PNG", "JPEG"...), None when it is no image.
+    What the bytes are decides, never the file's name or the browser's declared type."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        logo.seek(0)
-        with Image.open(logo) as image:
+        upload.seek(0)
+        with Image.open(upload) as image:
             image_format = image.format
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         image_format = None
     finally:
-        logo.seek(0)
-    if image_format not in LOGO_FORMATS:
-        errors.add("logo", "A logo must be a PNG or JPEG image.")
+        upload.seek(0)
+    return image_format
 
 
 def _validate_entity_children(
@@ -748,3 +770,167 @@ def legal_entity_update(
     _stamp(entity, user=user, reason=reason).save()
     _apply_plan(plans, user=user, reason=reason, what="legal entity")
     return entity
+
+
+# --- tax exemption certificates -----------------------------------------------------------------------
+
+CERTIFICATE_FIELDS = ("reference", "reason_code", "reason", "country", "valid_from", "valid_to", "document", "note")
+CERTIFICATE_DOCUMENT_MAX_BYTES = 5 * 1024 * 1024
+# Extension → (the format the content must decode as, the content types a browser may declare for it).
+CERTIFICATE_DOCUMENT_TYPES = {
+    ".pdf": ("PDF", {"application/pdf", "application/x-pdf"}),
+    ".jpg": ("JPEG", {"image/jpeg", "image/pjpeg"}),
+    ".jpeg": ("JPEG", {"image/jpeg", "image/pjpeg"}),
+    ".png": ("PNG", {"image/png", "image/x-png"}),
+}
+# Declared types that say nothing (some clients send these for any file): the content check still decides.
+_UNINFORMATIVE_CONTENT_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+_CERTIFICATE_VERBS = {"add": "add", "change": "change", "delete": "delete"}
+
+
+def _document_format(upload) -> str | None:
+    """ "PDF" when the file starts with the PDF signature, else the decoded image format, else None."""
+    try:
+        upload.seek(0)
+        head = upload.read(1024)
+    finally:
+        upload.seek(0)
+    if isinstance(head, bytes) and head.lstrip(b"\x00\t\n\r\x0c ").startswith(b"%PDF-"):
+        return "PDF"
+    return _decoded_image_format(upload)
+
+
+def certificate_document_problem(upload) -> str | None:
+    """Why ``upload`` cannot be a certificate's document, or None when it can.
+
+    Like the legal entity logo, the content is checked by what it is (the PDF signature, or Pillow decoding
+    the image), and here the name's extension and the declared content type must agree with it: a PDF, JPEG
+    or PNG of at most 5 MB. The admin's form calls this too, so there is one rule with one message.
+    """
+    size = getattr(upload, "size", 0) or 0
+    if size > CERTIFICATE_DOCUMENT_MAX_BYTES:
+        megabytes = f"{size / (1024 * 1024):.1f}"
+        return f"The document is {megabytes} MB; the limit is {CERTIFICATE_DOCUMENT_MAX_BYTES // (1024 * 1024)} MB."
+    name = PurePosixPath(getattr(upload, "name", "") or "").name
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in CERTIFICATE_DOCUMENT_TYPES:
+        return f"The document must be a PDF, JPEG or PNG file (.pdf, .jpg, .jpeg or .png); '{name}' is not."
+    expected, declared_types = CERTIFICATE_DOCUMENT_TYPES[suffix]
+    declared = str(getattr(upload, "content_type", "") or "").split(";")[0].strip().lower()
+    if declared not in _UNINFORMATIVE_CONTENT_TYPES and declared not in declared_types:
+        return f"'{name}' was sent as {declared}, which is not a {expected} file."
+    found = _document_format(upload)
+    if found != expected:
+        what = f"a {found} file" if found in ("PDF", "JPEG", "PNG") else "not a PDF, JPEG or PNG file"
+        return f"'{name}' is named as a {expected} file but its content is {what}."
+    return None
+
+
+def _is_new_upload(value: Any) -> bool:
+    """A file given to the service (an upload), as opposed to the document already stored on the row."""
+    return isinstance(value, File) and not isinstance(value, FieldFile)
+
+
+def _require_certificate_permission(user, customer: Customer, verb: str) -> None:
+    _require_writer(user)
+    if verb not in exemption_certificate_actions(user=user, customer=customer):
+        raise NotPermitted(f"Only finance and admins {_CERTIFICATE_VERBS[verb]} tax exemption certificates.")
+
+
+def _validate_certificate(errors: _Errors, certificate: ExemptionCertificate, data: Mapping[str, Any]) -> None:
+    """Set ``data`` (only the keys present) on ``certificate`` and check the whole certificate."""
+    if "reference" in data:
+        certificate.reference = str(data["reference"] or "").strip()
+    if not certificate.reference:
+        errors.add("reference", "Enter the certificate's number or reference.")
+    if "reason_code" in data:
+        certificate.reason_code = str(data["reason_code"] or "").strip().upper()
+    code = certificate.reason_code
+    if not code:
+        errors.add("reason_code", "Choose the VATEX exemption reason code the certificate grants.")
+    elif code in CATEGORY_OF_CODE:
+        errors.add(
+            "reason_code",
+            f"{code} ({VATEX[code]}) is decided by the tax engine from the parties, not granted by a certificate; "
+            "choose an exemption code such as VATEX-EU-151-1B.",
+        )
+    elif code not in dict(exemption_codes_for_category_e()):
+        errors.add("reason_code", f"'{code}' is not a VATEX exemption reason code.")
+    for field in ("reason", "note"):
+        if field in data:
+            setattr(certificate, field, str(data[field] or "").strip())
+    if "country" in data:
+        given = str(data["country"] or "").strip()
+        certificate.country = _check_country(errors, "country", given) if given else ""
+    for field in ("valid_from", "valid_to"):
+        if field in data:
+            setattr(certificate, field, data[field] or None)
+    if certificate.valid_from is None:
+        errors.add("valid_from", "Enter the first day the certificate is valid.")
+    _full_clean(
+        errors,
+        "",
+        certificate,
+        exclude=["customer", "created_by", "reference", "reason_code", "country", "document"]
+        + (["valid_from"] if certificate.valid_from is None else []),
+    )
+    start, end = certificate.valid_from, certificate.valid_to
+    if isinstance(start, dt.date) and isinstance(end, dt.date) and end < start:
+        errors.add(
+            "valid_to",
+            f"The last day of validity ({end.isoformat()}) is before the first ({start.isoformat()}).",
+        )
+    if "document" in data:
+        document = data["document"]
+        if _is_new_upload(document):
+            problem = certificate_document_problem(document)
+            if problem:
+                errors.add("document", problem)
+            else:
+                certificate.document = document
+        elif not document:
+            certificate.document = ""  # removed; the stored file stays for the history
+        # else: the stored document, unchanged
+
+
+@transaction.atomic
+def exemption_certificate_create(
+    *, user, customer: Customer, data: Mapping[str, Any], reason: str = ""
+) -> ExemptionCertificate:
+    """Record a customer's tax exemption certificate (finance and admins); the tax engine applies it to
+    supplies whose tax point falls within its validity."""
+    _require_certificate_permission(user, customer, "add")
+    errors = _Errors()
+    certificate = ExemptionCertificate(customer=customer)
+    _validate_certificate(errors, certificate, {field: data.get(field) for field in CERTIFICATE_FIELDS})
+    errors.raise_if_any("The exemption certificate was not saved.")
+    certificate.created_by = user
+    _stamp(certificate, user=user, reason=reason or DEFAULT_REASON["create"]).save()
+    return certificate
+
+
+@transaction.atomic
+def exemption_certificate_update(
+    *, user, certificate: ExemptionCertificate, data: Mapping[str, Any], reason: str = ""
+) -> ExemptionCertificate:
+    """Change a certificate; keys absent from ``data`` keep their value. ``document``: a new upload
+    replaces the stored one, an empty value removes it, the stored file itself keeps it."""
+    _require_certificate_permission(user, certificate.customer, "change")
+    certificate = exemption_certificate_for_update(pk=certificate.pk)
+    before = {field: getattr(certificate, field) for field in CERTIFICATE_FIELDS}
+    errors = _Errors()
+    _validate_certificate(errors, certificate, {field: data[field] for field in CERTIFICATE_FIELDS if field in data})
+    errors.raise_if_any("The exemption certificate was not saved.")
+    if all(getattr(certificate, field) == value for field, value in before.items()):
+        return certificate  # nothing changed: no save, no history record
+    _stamp(certificate, user=user, reason=reason or DEFAULT_REASON["update"]).save()
+    return certificate
+
+
+@transaction.atomic
+def exemption_certificate_delete(*, user, certificate: ExemptionCertificate, reason: str = "") -> None:
+    """Remove a certificate recorded in error. The history keeps it, and its document stays in storage so
+    that the history's pointer to it still leads somewhere; an expired certificate is better left in place."""
+    _require_certificate_permission(user, certificate.customer, "delete")
+    certificate = exemption_certificate_for_update(pk=certificate.pk)
+    _stamp(certificate, user=user, reason=reason or "Deleted").delete()

@@ -14,6 +14,26 @@ urlpatterns = [
     path("<uuid:public_id>/contacts/new/", views.ContactCreateView.as_view(), name="contact-create"),
     path("contacts/<uuid:public_id>/edit/", views.ContactEditView.as_view(), name="contact-edit"),
     path("contacts/<uuid:public_id>/delete/", views.ContactDeleteView.as_view(), name="contact-delete"),
+    path(
+        "<uuid:public_id>/exemption-certificates/new/",
+        views.ExemptionCertificateCreateView.as_view(),
+        name="exemption-certificate-create",
+    ),
+    path(
+        "exemption-certificates/<uuid:public_id>/edit/",
+        views.ExemptionCertificateEditView.as_view(),
+        name="exemption-certificate-edit",
+    ),
+    path(
+        "exemption-certificates/<uuid:public_id>/delete/",
+        views.ExemptionCertificateDeleteView.as_view(),
+        name="exemption-certificate-delete",
+    ),
+    path(
+        "exemption-certificates/<uuid:public_id>/document/",
+        views.ExemptionCertificateDocumentView.as_view(),
+        name="exemption-certificate-document",
+    ),
     path("catalog/", views.ProductListView.as_view(), name="product-list"),
     path("catalog/new/", views.ProductCreateView.as_view(), name="product-create"),
     path("catalog/<uuid:public_id>/", views.ProductDetailView.as_view(), name="product-detail"),

@@ -7,15 +7,18 @@ outside the person's scope answers 404 through the ``access_*`` selectors.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.contenttypes.models import ContentType
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.text import slugify
 from django.views import View
 
 from backbone.errors import DomainError
@@ -28,6 +31,7 @@ from .models import Customer
 from .selectors import (
     access_contact,
     access_customer,
+    access_exemption_certificate,
     access_legal_entity,
     access_product,
     customer_can_create,
@@ -36,6 +40,7 @@ from .selectors import (
     customer_list,
     customer_status_allowed,
     customers_visible_to,
+    exemption_certificate_actions,
     legal_entities_visible_to,
     legal_entity_with_details,
     products_visible_to,
@@ -48,6 +53,9 @@ from .services import (
     customer_link_external_id,
     customer_set_status,
     customer_update,
+    exemption_certificate_create,
+    exemption_certificate_delete,
+    exemption_certificate_update,
     legal_entity_create,
     legal_entity_update,
     product_create,
@@ -239,8 +247,22 @@ def _customer_detail(request, customer: Customer, *, external_id_form=None, stat
         "external_ids": external_ids,
         "external_id_form": external_id_form or (f.ExternalIdForm() if scope else None),
         "show_history": customer_history_visible(user=request.user, customer=customer),
+        **_certificate_context(request.user, customer),
     }
     return render(request, "customers/customer_detail.html", context, status=status)
+
+
+def _certificate_context(user, customer: Customer) -> dict[str, Any]:
+    """The "Tax exemption certificates" card: each certificate with its validity today, and what the
+    person may do with them."""
+    if not user.has_perm("customers.view_exemptioncertificate"):
+        return {"show_certificates": False}
+    today = timezone.localdate()
+    return {
+        "show_certificates": True,
+        "certificate_rows": [(c, c.validity_on(today)) for c in customer.exemption_certificates.all()],
+        "certificate_actions": exemption_certificate_actions(user=user, customer=customer),
+    }
 
 
 class CustomerDetailView(Guarded):
@@ -373,6 +395,117 @@ class ContactDeleteView(Guarded):
         else:
             messages.success(request, f"Contact {name} was removed.")
         return redirect("customers:customer-detail", public_id=customer.public_id)
+
+
+# --- tax exemption certificates -----------------------------------------------------------------------
+
+
+class ExemptionCertificateFormMixin:
+    def render_form(self, request, *, form, customer, certificate=None, status=200):
+        can_delete = certificate is not None and "delete" in exemption_certificate_actions(
+            user=request.user, customer=customer
+        )
+        context = {"form": form, "customer": customer, "certificate": certificate, "can_delete": can_delete}
+        return render(request, "customers/exemption_certificate_form.html", context, status=status)
+
+
+class ExemptionCertificateCreateView(ExemptionCertificateFormMixin, Guarded):
+    permission_required = ("customers.add_exemptioncertificate",)
+    writes = True
+
+    def get(self, request, public_id):
+        customer = access_customer(user=request.user, public_id=public_id, for_edit=True)
+        return self.render_form(request, form=f.ExemptionCertificateForm(), customer=customer)
+
+    def post(self, request, public_id):
+        customer = access_customer(user=request.user, public_id=public_id, for_edit=True)
+        form = f.ExemptionCertificateForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return self.render_form(request, form=form, customer=customer, status=400)
+        try:
+            certificate = exemption_certificate_create(
+                user=request.user,
+                customer=customer,
+                data=form.service_data(),
+                reason=form.cleaned_data.get("change_reason", ""),
+            )
+        except DomainError as exc:
+            f.apply_domain_errors(exc, form)
+            return self.render_form(request, form=form, customer=customer, status=exc.status_code)
+        messages.success(request, f"Exemption certificate {certificate.reference} was added.")
+        return redirect("customers:customer-detail", public_id=customer.public_id)
+
+
+class ExemptionCertificateEditView(ExemptionCertificateFormMixin, Guarded):
+    permission_required = ("customers.change_exemptioncertificate",)
+    writes = True
+
+    def get(self, request, public_id):
+        certificate = access_exemption_certificate(user=request.user, public_id=public_id, for_action="change")
+        form = f.ExemptionCertificateForm(instance=certificate)
+        return self.render_form(request, form=form, customer=certificate.customer, certificate=certificate)
+
+    def post(self, request, public_id):
+        certificate = access_exemption_certificate(user=request.user, public_id=public_id, for_action="change")
+        customer = certificate.customer
+        form = f.ExemptionCertificateForm(request.POST, request.FILES, instance=certificate)
+        if not form.is_valid():
+            return self.render_form(request, form=form, customer=customer, certificate=certificate, status=400)
+        try:
+            certificate = exemption_certificate_update(
+                user=request.user,
+                certificate=certificate,
+                data=form.service_data(),
+                reason=form.cleaned_data.get("change_reason", ""),
+            )
+        except DomainError as exc:
+            f.apply_domain_errors(exc, form)
+            return self.render_form(
+                request, form=form, customer=customer, certificate=certificate, status=exc.status_code
+            )
+        messages.success(request, f"Exemption certificate {certificate.reference} was saved.")
+        return redirect("customers:customer-detail", public_id=customer.public_id)
+
+
+class ExemptionCertificateDeleteView(Guarded):
+    """POST only: remove a certificate recorded in error (the history keeps it)."""
+
+    permission_required = ("customers.delete_exemptioncertificate",)
+    writes = True
+
+    def post(self, request, public_id):
+        certificate = access_exemption_certificate(user=request.user, public_id=public_id, for_action="delete")
+        customer, reference = certificate.customer, certificate.reference
+        try:
+            exemption_certificate_delete(
+                user=request.user, certificate=certificate, reason=request.POST.get("reason", "").strip()[:200]
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Exemption certificate {reference} was removed.")
+        return redirect("customers:customer-detail", public_id=customer.public_id)
+
+
+class ExemptionCertificateDocumentView(Guarded):
+    """The certificate's scan, for whoever may see the certificate. Served through this view, not from the
+    media URL: the scan is a customer's tax document, and media files are not served in production."""
+
+    permission_required = ("customers.view_customer", "customers.view_exemptioncertificate")
+
+    def get(self, request, public_id):
+        certificate = access_exemption_certificate(user=request.user, public_id=public_id)
+        if not certificate.document:
+            raise Http404("This certificate has no document.")
+        suffix = PurePosixPath(certificate.document.name).suffix.lower()
+        filename = f"{slugify(certificate.reference) or 'certificate'}{suffix}"
+        try:
+            handle = certificate.document.open("rb")
+        except FileNotFoundError as exc:
+            raise Http404("The document file is missing.") from exc
+        response = FileResponse(handle, as_attachment=True, filename=filename)
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 # --- catalog ------------------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ class TaxContext:
         if reader.errors:
             first = next(iter(reader.errors.values()))[0]
             count = sum(len(messages) for messages in reader.errors.values())
-            message = first if count == 1 else f"{first} (and {count - 1} more problems)"
+            message = first if count == 1 else f"{first} (and {count - 1} more problem{'s' if count > 2 else ''})"
             raise ValidationFailed(message, errors=reader.errors)
         return context
 
@@ -290,6 +290,8 @@ class _Reader:
         value = self._get(data, key, path, required=required, default=None)
         if value is None:
             return None
+        if isinstance(value, dt.datetime):
+            return value.date()
         if isinstance(value, dt.date):
             return value
         try:
@@ -306,34 +308,60 @@ class _Reader:
             return value.strip().lower() in {"1", "true", "yes", "on"}
         return bool(value)
 
-    def registrations(self, data: Any, path: str) -> tuple[Registration, ...]:
-        rows = data.get("registrations") if isinstance(data, dict) else None
+    def rows(self, data: Any, key: str, path: str) -> list[dict]:
+        """The list under ``key``, each row an object; anything else is an error at its own key, never skipped."""
+        rows = data.get(key) if isinstance(data, dict) else None
+        if rows is None:
+            return []
+        if not isinstance(rows, list):
+            self.error(path, f"{_label(path)} must be a list.")
+            return []
         result = []
-        for index, row in enumerate(rows or []):
+        for index, row in enumerate(rows):
+            if not isinstance(row, dict):
+                self.error(f"{path}.{index}", f"Entry {index + 1} of {key.replace('_', ' ')} must be an object.")
+                row = {}
+            result.append(row)
+        return result
+
+    def validity(self, row: dict) -> bool | None:
+        """True, False or None (not checked); the strings "true"/"false" of a form mean what they say."""
+        value = row.get("valid")
+        if isinstance(value, str):
+            text = value.strip().lower()
+            return None if text in {"", "null", "none"} else text in {"1", "true", "yes", "on"}
+        return None if value is None else bool(value)
+
+    def registrations(self, data: Any, path: str) -> tuple[Registration, ...]:
+        result = []
+        for index, row in enumerate(self.rows(data, "registrations", f"{path}.registrations")):
             at = f"{path}.registrations.{index}"
-            valid = row.get("valid") if isinstance(row, dict) else None
+            valid = self.validity(row)
             result.append(
                 Registration(
                     country=self.country(row, "country", f"{at}.country"),
                     number=str(self._get(row, "number", f"{at}.number", default="")).strip().upper(),
-                    valid=None if valid is None else bool(valid),
-                    source=str((row or {}).get("source") or "format"),
+                    valid=valid,
+                    source=str(row.get("source") or "format"),
                     checked_on=self.date(row, "checked_on", f"{at}.checked_on", required=False),
-                    consultation_number=str((row or {}).get("consultation_number") or ""),
+                    consultation_number=str(row.get("consultation_number") or ""),
                 )
             )
         return tuple(result)
 
     def certificates(self, data: Any, path: str) -> tuple[ExemptionCertificate, ...]:
-        from tax.vatex import VATEX
+        from tax.vatex import CATEGORY_OF_CODE, VATEX
 
-        rows = data.get("exemption_certificates") if isinstance(data, dict) else None
         result = []
-        for index, row in enumerate(rows or []):
+        for index, row in enumerate(self.rows(data, "exemption_certificates", f"{path}.exemption_certificates")):
             at = f"{path}.exemption_certificates.{index}"
             code = str(self._get(row, "reason_code", f"{at}.reason_code", default="")).strip().upper()
             if code and code not in VATEX:
                 self.error(f"{at}.reason_code", f"'{code}' is not a VATEX exemption reason code.")
+            elif code in CATEGORY_OF_CODE:
+                self.error(
+                    f"{at}.reason_code", f"{code} belongs to category {CATEGORY_OF_CODE[code]}, not to an exemption."
+                )
             valid_from = self.date(row, "valid_from", f"{at}.valid_from")
             valid_to = self.date(row, "valid_to", f"{at}.valid_to", required=False)
             if valid_from and valid_to and valid_to < valid_from:
@@ -345,15 +373,18 @@ class _Reader:
                     valid_from=valid_from or dt.date.min,
                     valid_to=valid_to,
                     country=self.country(row, "country", f"{at}.country", required=False) or None,
-                    reason=str((row or {}).get("reason") or ""),
+                    reason=str(row.get("reason") or ""),
                 )
             )
         return tuple(result)
 
     def line(self, row: Any, index: int) -> Line:
-        from tax.vatex import VATEX
+        from tax.vatex import CATEGORY_OF_CODE, VATEX
 
         at = f"lines.{index}"
+        if not isinstance(row, dict):
+            self.error(at, f"Line {index + 1} must be an object.")
+            row = {}
         category = str(self._get(row, "category", f"{at}.category", required=False, default="S")).strip().upper()
         if category not in PRODUCT_CATEGORIES:
             self.error(
@@ -382,20 +413,26 @@ class _Reader:
         )
         if code and code not in VATEX:
             self.error(f"{at}.exemption_reason_code", f"'{code}' is not a VATEX exemption reason code.")
+        elif code in CATEGORY_OF_CODE:
+            self.error(
+                f"{at}.exemption_reason_code",
+                f"{code} belongs to category {CATEGORY_OF_CODE[code]}; the engine decides that category itself.",
+            )
         net = self.decimal(row, "net_amount", f"{at}.net_amount", default=Decimal("0"))
         if kind in (LineKind.ALLOWANCE, LineKind.CHARGE) and net < 0:
             self.error(
-                f"{at}.net_amount", f"A {kind}'s amount is given as a positive number; its kind decides the sign."
+                f"{at}.net_amount",
+                f"The amount of {_KIND_NAMES[kind]} is given as a positive number; its kind decides the sign.",
             )
         return Line(
-            id=str((row or {}).get("id") or index + 1) if isinstance(row, dict) else str(index + 1),
+            id=str(row.get("id") or index + 1),
             net_amount=net,
             category=category,
             supply_kind=supply_kind,
             kind=kind,
             rate_kind=rate_kind,
             exemption_reason_code=code,
-            description=str((row or {}).get("description") or "") if isinstance(row, dict) else "",
+            description=str(row.get("description") or ""),
         )
 
     def context(self, data: Any) -> TaxContext:
@@ -454,6 +491,8 @@ class _Reader:
             eur_rate=self.decimal(data, "eur_rate", "eur_rate", required=False, default=None),
         )
 
+
+_KIND_NAMES = {LineKind.ALLOWANCE: "a discount (allowance)", LineKind.CHARGE: "a charge"}
 
 _LABELS = {
     "seller.country": "The seller's country",

@@ -21,12 +21,14 @@ class LoadReport:
     rates_created: int = 0
     rates_updated: int = 0
     rates_unchanged: int = 0
+    rates_removed: int = 0
     conflicts: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (
             f"Rate data {self.version}: {self.jurisdictions_created} jurisdictions added, "
-            f"{self.rates_created} rates added, {self.rates_updated} updated, {self.rates_unchanged} unchanged"
+            f"{self.rates_created} rates added, {self.rates_updated} updated, {self.rates_unchanged} unchanged, "
+            f"{self.rates_removed} no longer in the file removed"
         )
         if self.conflicts:
             text += f", {len(self.conflicts)} conflicts with rates added in the app"
@@ -123,6 +125,11 @@ def load_rate_data(data: dict, *, jurisdiction_model, rate_model, load_model=Non
             report.rates_updated += 1
         else:
             report.rates_unchanged += 1
+    shipped = {(row.country, row.kind, row.valid_from) for row in rates}
+    for stale in rate_model.objects.filter(source="data_file").select_related("jurisdiction"):
+        if (stale.jurisdiction.country, stale.kind, stale.valid_from) not in shipped:
+            stale.delete()
+            report.rates_removed += 1
     if load_model is not None:
         load_model.objects.create(version=report.version, file_sha256=file_digest(data), summary=report.summary())
     return report

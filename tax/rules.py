@@ -14,6 +14,7 @@ Assumptions worth knowing (the context does not carry them):
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -22,6 +23,8 @@ from babel.numbers import is_currency
 from backbone.errors import ValidationFailed
 from backbone.money import MoneyError, quantize
 from tax.context import (
+    PRODUCT_CATEGORIES,
+    REDUCED_RATE_KINDS,
     CategoryTotal,
     LineKind,
     LineResult,
@@ -32,7 +35,7 @@ from tax.context import (
 )
 from tax.rates import RateBook
 from tax.registrations import RegistrationInvalid, validate_vat
-from tax.vatex import DEFAULT_EXEMPT_CODE, VATEX
+from tax.vatex import CATEGORY_OF_CODE, DEFAULT_EXEMPT_CODE, VATEX
 
 EU_B2C_THRESHOLD_EUR = Decimal("10000")
 _DIRECTIVE = "Council Directive 2006/112/EC"
@@ -80,6 +83,10 @@ RULES: dict[str, str] = {
     "VAT-ID-FORMAT-CHECKED": "The buyer's VAT ID was checked offline (format and check digit), not online.",
 }
 
+# ISO 4217 codes whose minor unit is "N.A." (precious metals, SDR, units of account, test and no-currency codes):
+# Babel knows them as currencies but would silently round them to its default of two decimals.
+_NO_MINOR_UNIT = frozenset({"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"})
+
 _CATEGORY_ORDER = {"S": 0, "AA": 1, "Z": 2, "E": 3, "AE": 4, "K": 5, "G": 6, "O": 7}
 
 
@@ -115,11 +122,67 @@ def _check_context(context: TaxContext, rates: RateBook) -> None:
     currency = (context.currency or "").upper()
     if not currency:
         errors["currency"] = ["The currency is missing."]
-    elif not is_currency(currency):
+    elif not is_currency(currency) or currency in _NO_MINOR_UNIT:
         errors["currency"] = [f"'{context.currency}' is not an ISO 4217 currency with a known minor unit."]
+    if not isinstance(context.tax_point, dt.date) or isinstance(context.tax_point, dt.datetime):
+        errors["tax_point"] = [
+            "The tax point date is missing." if context.tax_point is None else "The tax point must be a date."
+        ]
+    if context.eur_rate is not None and not (_is_amount(context.eur_rate) and context.eur_rate > 0):
+        errors["eur_rate"] = [f"The EUR exchange rate must be a positive Decimal, not {context.eur_rate!r}."]
+    for name in ("eu_b2c_sales_current_year_eur", "eu_b2c_sales_previous_year_eur"):
+        value = getattr(context.seller, name)
+        if not _is_amount(value):
+            errors[f"seller.{name}"] = [f"The seller's {name.replace('_', ' ')} must be a Decimal, not {value!r}."]
+    for index, line in enumerate(context.lines):
+        _check_line(line, f"lines.{index}", errors)
+    for index, certificate in enumerate(context.buyer.exemption_certificates):
+        if certificate.reason_code not in VATEX or certificate.reason_code in CATEGORY_OF_CODE:
+            errors[f"buyer.exemption_certificates.{index}.reason_code"] = [
+                f"'{certificate.reason_code}' is not a VATEX exemption reason code of an exemption."
+            ]
     if errors:
         first = next(iter(errors.values()))[0]
         raise ValidationFailed(first, errors=errors)
+
+
+def _is_amount(value) -> bool:
+    """A Decimal (or an int, which is exact); never a float, which cannot hold cents exactly."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, Decimal) and value.is_finite()
+
+
+def _check_line(line, at: str, errors: dict[str, list[str]]) -> None:
+    """The checks of ``TaxContext.from_dict``, for contexts built in code: an unknown value is never guessed."""
+    if not _is_amount(line.net_amount):
+        kind = "a float" if isinstance(line.net_amount, float) else repr(line.net_amount)
+        errors[f"{at}.net_amount"] = [f"Line {line.id}'s net amount must be a finite Decimal, not {kind}."]
+    elif line.kind in (LineKind.ALLOWANCE, LineKind.CHARGE) and line.net_amount < 0:
+        errors[f"{at}.net_amount"] = [f"Line {line.id}: the amount of a {line.kind} is given as a positive number."]
+    if line.category not in PRODUCT_CATEGORIES:
+        errors[f"{at}.category"] = [
+            f"'{line.category}' is not a product tax category; use S (standard), AA (reduced), Z (zero) or E (exempt)."
+        ]
+    if line.supply_kind not in SupplyKind.VALUES:
+        errors[f"{at}.supply_kind"] = [
+            f"'{line.supply_kind}' is not a supply kind; use general_service, electronic_service or goods."
+        ]
+    if line.kind not in LineKind.VALUES:
+        errors[f"{at}.kind"] = [f"'{line.kind}' is not a line kind; use line, allowance or charge."]
+    if line.category == "AA" and line.rate_kind not in REDUCED_RATE_KINDS:
+        errors[f"{at}.rate_kind"] = [
+            f"'{line.rate_kind}' is not a reduced rate kind; use one of {', '.join(REDUCED_RATE_KINDS)}."
+        ]
+    if line.exemption_reason_code and line.exemption_reason_code not in VATEX:
+        errors[f"{at}.exemption_reason_code"] = [
+            f"'{line.exemption_reason_code}' is not a VATEX exemption reason code."
+        ]
+    elif line.exemption_reason_code in CATEGORY_OF_CODE:
+        errors[f"{at}.exemption_reason_code"] = [
+            f"{line.exemption_reason_code} belongs to category {CATEGORY_OF_CODE[line.exemption_reason_code]}; "
+            "the engine decides that category itself."
+        ]
 
 
 class _Run:

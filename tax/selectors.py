@@ -67,7 +67,7 @@ def rate_table(*, on: dt.date, country: str = "", eu_only: bool = False) -> list
         changes = [
             rate
             for rate in own
-            if year_start < rate.valid_from <= year_end or (rate.valid_to and year_start <= rate.valid_to < year_end)
+            if year_start <= rate.valid_from <= year_end or (rate.valid_to and year_start <= rate.valid_to < year_end)
         ]
         rows.append(RateTableRow(jurisdiction, current, changes))
     return rows

@@ -91,6 +91,22 @@ def tax_rate_create(
         set_actor(to_close, actor)
         set_reason(to_close, f"Superseded by the rate from {valid_from.isoformat()}")
         to_close.save(update_fields=["valid_to", "updated_at"])
+        if valid_to is not None:
+            # A temporary rate (e.g. 16 % for half a year) interrupts the open rate, which resumes after it.
+            resumed = TaxRate(
+                jurisdiction=jurisdiction,
+                kind=kind,
+                rate=to_close.rate,
+                valid_from=valid_to + dt.timedelta(days=1),
+                valid_to=None,
+                source=TaxRate.Source.MANUAL,
+                source_reference=to_close.source_reference,
+                note=f"Resumes after the temporary rate {valid_from.isoformat()} – {valid_to.isoformat()}."[:300],
+                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            )
+            set_actor(resumed, actor)
+            set_reason(resumed, "The open rate resumes after a temporary rate")
+            resumed.save()
     created = TaxRate(
         jurisdiction=jurisdiction,
         kind=kind,

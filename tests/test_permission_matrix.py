@@ -18,11 +18,14 @@ The admin site (``admin:``) is left out of the matrix and checked by the tests a
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.views import redirect_to_login
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -30,8 +33,20 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from backbone.models import AuditEntry
 from backbone.roles import Role
 from customers import forms as f
-from customers.models import Address, BankAccount, Contact, Customer, LegalEntity, Product, TaxRegistration
-from customers.services import customer_create
+from customers.models import (
+    Address,
+    BankAccount,
+    Contact,
+    Customer,
+    ExemptionCertificate,
+    LegalEntity,
+    Product,
+    TaxRegistration,
+)
+from customers.services import customer_create, exemption_certificate_create
+from tax.context import TaxContext
+from tax.models import TaxCalculation, TaxRate
+from tax.services import tax_calculation_record, tax_rates_load
 from tests.customers.factories import BankAccountFactory, LegalEntityFactory, ProductFactory
 
 ANON = "anon"
@@ -77,6 +92,23 @@ _MATRIX = {
     "api:product-detail":                   (401,   200,   200,   403,   200,   200,   200,   200),
     "api:legal-entity-list":                (401,   200,   200,   403,   200,   200,   200,   200),
     "api:legal-entity-detail":              (401,   200,   200,   403,   200,   200,   200,   200),
+    "customers:exemption-certificate-create":   (LOGIN, 403,   403,   403,   200,   403,   403,   200),
+    "customers:exemption-certificate-edit":     (LOGIN, 403,   403,   403,   200,   403,   403,   200),
+    "customers:exemption-certificate-delete":   (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "customers:exemption-certificate-document": (LOGIN, 200,   404,   403,   200,   200,   200,   200),
+    "tax:rate-table":                       (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "tax:jurisdiction-detail":              (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "tax:rate-create":                      (LOGIN, 403,   403,   403,   200,   403,   403,   200),
+    "tax:preview":                          (LOGIN, 200,   200,   403,   200,   200,   403,   200),
+    "tax:calculation-list":                 (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "tax:calculation-detail":               (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "api:tax-jurisdiction-list":            (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:tax-jurisdiction-detail":          (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:tax-rate-list":                    (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:tax-rate-detail":                  (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:tax-calculation-list":             (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:tax-calculation-detail":           (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:tax-preview":                      (401,   405,   405,   403,   405,   405,   403,   405),
     "api-schema":                           (401,   200,   200,   200,   200,   200,   200,   200),
     "api-docs":                             (401,   200,   200,   200,   200,   200,   200,   200),
 }
@@ -107,6 +139,15 @@ KWARGS = {
     "api:contact-detail": lambda w: {"id": w["contact"].public_id},
     "api:product-detail": lambda w: {"id": w["product"].public_id},
     "api:legal-entity-detail": lambda w: {"id": w["legal_entity"].public_id},
+    "customers:exemption-certificate-create": lambda w: {"public_id": w["customer"].public_id},
+    "customers:exemption-certificate-edit": lambda w: {"public_id": w["exemption_certificate"].public_id},
+    "customers:exemption-certificate-delete": lambda w: {"public_id": w["exemption_certificate"].public_id},
+    "customers:exemption-certificate-document": lambda w: {"public_id": w["exemption_certificate"].public_id},
+    "tax:jurisdiction-detail": lambda w: {"country": "DE"},
+    "tax:calculation-detail": lambda w: {"public_id": w["tax_calculation"].public_id},
+    "api:tax-jurisdiction-detail": lambda w: {"country": "DE"},
+    "api:tax-rate-detail": lambda w: {"id": w["tax_rate"].public_id},
+    "api:tax-calculation-detail": lambda w: {"id": w["tax_calculation"].public_id},
 }
 
 
@@ -182,6 +223,29 @@ def world(django_db_setup, django_db_blocker):
         )
         legal_entity = LegalEntityFactory()
         BankAccountFactory(legal_entity=legal_entity)
+        exemption_certificate = exemption_certificate_create(
+            user=people[Role.FINANCE],
+            customer=customer,
+            data={
+                "reference": "IO-2026-1",
+                "reason_code": "VATEX-EU-151-1B",
+                "valid_from": datetime.date(2026, 1, 1),
+                "document": SimpleUploadedFile("certificate.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf"),
+            },
+        )
+        tax_rates_load()  # the shipped rates (the data migration's rows), even after a flushing test
+        tax_calculation = tax_calculation_record(
+            context=TaxContext.from_dict(
+                {
+                    "seller": {"country": "DE"},
+                    "buyer": {"country": "FR", "registrations": [{"country": "FR", "number": "FR40303265045"}]},
+                    "lines": [{"id": "1", "net_amount": "1000.00"}],
+                    "tax_point": "2026-03-15",
+                    "currency": "EUR",
+                }
+            ),
+            purpose="test",
+        )
         yield {
             "people": people,
             "customer": customer,
@@ -190,6 +254,9 @@ def world(django_db_setup, django_db_blocker):
             "product": ProductFactory(),
             "legal_entity": legal_entity,
             "audit_entry": AuditEntry.objects.filter(object_public_id=customer.public_id).latest("pk"),
+            "tax_rate": TaxRate.objects.get(jurisdiction__country="DE", kind="standard", valid_to__isnull=True),
+            "tax_calculation": tax_calculation,
+            "exemption_certificate": exemption_certificate,
         }
         transaction.set_rollback(True)
 
@@ -304,6 +371,10 @@ def _legal_entity_create_data(world) -> dict[str, str]:
     return data
 
 
+def _tax_rate_create_data(world) -> dict[str, str]:
+    return {"country": "DE", "kind": "standard", "rate": "20", "valid_from": "2040-01-01", "note": "permission matrix"}
+
+
 POSTS = {
     # case id → (URL name, object of the URL or None, payload builder)
     "customer-create": ("customers:customer-create", None, _customer_create_data),
@@ -316,6 +387,13 @@ POSTS = {
     "customer-status": ("customers:customer-status", "customer", lambda w: {"status": Customer.Status.ON_HOLD}),
     "product-create": ("customers:product-create", None, _product_create_data),
     "legal-entity-create": ("customers:legal-entity-create", None, _legal_entity_create_data),
+    "tax-rate-create": ("tax:rate-create", None, _tax_rate_create_data),
+    "exemption-certificate-create": (
+        "customers:exemption-certificate-create",
+        "customer",
+        lambda w: {"reference": "POST-1", "reason_code": "VATEX-EU-151-1B", "valid_from": "2026-01-01"},
+    ),
+    "exemption-certificate-delete": ("customers:exemption-certificate-delete", "exemption_certificate", lambda w: {}),
 }
 
 # (case, who, expected status). The refusals must change nothing; the controls (a person ROLES.md allows)
@@ -334,13 +412,34 @@ POST_CASES = [
     ("product-create", Role.FINANCE, 302),  # control
     ("legal-entity-create", Role.AUDITOR, 403),
     ("legal-entity-create", Role.FINANCE, 302),  # control
+    ("tax-rate-create", Role.AUDITOR, 403),
+    ("tax-rate-create", Role.EXECUTIVE, 403),
+    ("tax-rate-create", Role.FINANCE, 302),  # control
+    ("exemption-certificate-create", Role.AUDITOR, 403),
+    ("exemption-certificate-create", Role.SALES, 403),
+    ("exemption-certificate-create", Role.FINANCE, 302),  # control
+    ("exemption-certificate-delete", Role.AUDITOR, 403),
+    ("exemption-certificate-delete", Role.SALES, 403),
+    ("exemption-certificate-delete", Role.FINANCE, 302),  # control
 ]
 
 
 def _state() -> tuple:
     """Everything the pages above could change, in comparable form."""
     rows = []
-    for model in (Customer, Address, TaxRegistration, Contact, Product, LegalEntity, BankAccount):
+    models = (
+        Customer,
+        Address,
+        TaxRegistration,
+        Contact,
+        Product,
+        LegalEntity,
+        BankAccount,
+        ExemptionCertificate,
+        TaxRate,
+        TaxCalculation,
+    )
+    for model in models:
         rows.append(tuple(model.objects.order_by("pk").values_list()))
     rows.append(AuditEntry.objects.count())
     return tuple(rows)

@@ -326,3 +326,36 @@ def test_the_tax_engine_setting_plugs_in_another_engine(settings):
         "fake-data-1",
         Decimal("15.00"),
     )
+
+
+def test_a_temporary_rate_interrupts_the_open_rate_which_then_resumes(finance):
+    tax_rate_create(
+        actor=finance,
+        country="DE",
+        kind="standard",
+        rate="16",
+        valid_from=dt.date(2031, 7, 1),
+        valid_to=dt.date(2031, 12, 31),
+        note="Temporary cut",
+    )
+
+    windows = [(r.rate.normalize(), r.valid_from, r.valid_to) for r in standard("DE")][-3:]
+    assert windows == [
+        (Decimal("19"), dt.date(2021, 1, 1), dt.date(2031, 6, 30)),
+        (Decimal("16"), dt.date(2031, 7, 1), dt.date(2031, 12, 31)),
+        (Decimal("19"), dt.date(2032, 1, 1), None),
+    ]
+    day = dt.date(2032, 1, 1)
+    assert calculate(domestic_context(tax_point=day.isoformat())).breakdown[0].rate == Decimal("19")
+
+
+def test_a_shipped_rate_missing_from_a_new_file_version_is_removed():
+    data = copy.deepcopy(load_rate_file())
+    data["version"] = "2027-02-01"
+    malta = next(item for item in data["jurisdictions"] if item["country"] == "MT")
+    malta["rates"] = [row for row in malta["rates"] if row["kind"] != "reduced_3"]
+
+    report = tax_rates_load(data=data)
+
+    assert report.rates_removed == 1
+    assert not TaxRate.objects.filter(jurisdiction__country="MT", kind="reduced_3").exists()
