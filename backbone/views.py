@@ -14,7 +14,7 @@ from . import selectors
 from .forms import HistoryFilterForm
 from .history import audit_chain_verify, entry_digest, entry_payload
 from .links import object_url
-from .roles import Role
+from .roles import Role, is_read_only
 
 # The demo people seed_demo creates, one per role (ROLES.md).
 DEMO_LOGINS = [
@@ -28,6 +28,25 @@ DEMO_LOGINS = [
 ]
 
 AUDIT_PERMISSION = "backbone.view_auditentry"
+
+
+class Guarded(PermissionRequiredMixin, View):
+    """Deny by default. ``permission_required``: all of them; ``permission_any``: at least one of them;
+    ``writes``: the page changes data, so auditors (read-only everywhere) are refused."""
+
+    permission_required: tuple[str, ...] = ()
+    permission_any: tuple[str, ...] = ()
+    writes = False
+
+    def has_permission(self) -> bool:
+        user = self.request.user
+        if not user.is_authenticated:
+            return False
+        if self.writes and is_read_only(user):
+            return False
+        if self.permission_any and not any(user.has_perm(perm) for perm in self.permission_any):
+            return False
+        return user.has_perms(self.get_permission_required())
 
 
 class SignInView(auth_views.LoginView):

@@ -11,7 +11,6 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.contenttypes.models import ContentType
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -19,11 +18,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.text import slugify
-from django.views import View
 
 from backbone.errors import DomainError
 from backbone.models import ExternalId
 from backbone.roles import is_read_only
+from backbone.views import Guarded
 
 from . import forms as f
 from .filters import CustomerFilter, ProductFilter
@@ -63,25 +62,6 @@ from .services import (
 )
 
 PAGE_SIZE = 25
-
-
-class Guarded(PermissionRequiredMixin, View):
-    """Deny by default. ``permission_required``: all of them; ``permission_any``: at least one of them;
-    ``writes``: the page changes data, so auditors (read-only everywhere) are refused."""
-
-    permission_required: tuple[str, ...] = ()
-    permission_any: tuple[str, ...] = ()
-    writes = False
-
-    def has_permission(self) -> bool:
-        user = self.request.user
-        if not user.is_authenticated:
-            return False
-        if self.writes and is_read_only(user):
-            return False
-        if self.permission_any and not any(user.has_perm(perm) for perm in self.permission_any):
-            return False
-        return user.has_perms(self.get_permission_required())
 
 
 def _paginate(request: HttpRequest, queryset):

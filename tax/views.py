@@ -17,19 +17,18 @@ from functools import cache
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import get_language
-from django.views import View
 from django_countries import countries
 
 from backbone.errors import DomainError
 from backbone.money import MoneyError, format_money
 from backbone.roles import is_read_only
+from backbone.views import Guarded
 from tax.categories import TaxCategory
 from tax.context import LineKind, TaxContext, TaxResult
 from tax.rates import RATE_KINDS, clean_rate, load_rate_file
@@ -52,22 +51,6 @@ KIND_LABELS = dict(RATE_KINDS)
 KIND_ORDER = {kind: index for index, (kind, _) in enumerate(RATE_KINDS)}
 CATEGORY_LABELS = {category.value: category.label for category in TaxCategory}
 LINE_KIND_LABELS = dict(LineKind.CHOICES)
-
-
-class Guarded(PermissionRequiredMixin, View):
-    """Deny by default. ``permission_required``: all of them; ``writes``: the page changes data, so
-    auditors (read-only everywhere) are refused."""
-
-    permission_required: tuple[str, ...] = ()
-    writes = False
-
-    def has_permission(self) -> bool:
-        user = self.request.user
-        if not user.is_authenticated:
-            return False
-        if self.writes and is_read_only(user):
-            return False
-        return user.has_perms(self.get_permission_required())
 
 
 def _can_add_rate(user) -> bool:
