@@ -18,7 +18,7 @@ from django_countries.fields import CountryField
 from backbone.errors import DomainError
 from backbone.money import CURRENCY_CHOICES
 from backbone.roles import Role, has_role
-from tax.categories import TaxCategory
+from tax.categories import PRODUCT_TAX_CATEGORIES, TaxCategory
 from tax.vatex import exemption_codes_for_category_e
 
 from .models import (
@@ -391,7 +391,7 @@ class ProductForm(forms.Form):
     pricing_rule = forms.ChoiceField(choices=Product.PricingRule.choices, initial=Product.PricingRule.FIXED)
     revenue_account = forms.CharField(max_length=20, label="Revenue GL account", help_text="e.g. 8400")
     default_tax_category = forms.ChoiceField(
-        choices=TaxCategory.choices, initial=TaxCategory.STANDARD, label="Default tax category"
+        choices=PRODUCT_TAX_CATEGORIES, initial=TaxCategory.STANDARD, label="Default tax category"
     )
     revenue_recognition = forms.ChoiceField(
         choices=Product.RevenueRecognition.choices, initial=Product.RevenueRecognition.ON_ISSUE

@@ -16,7 +16,7 @@ from simple_history.models import HistoricalRecords
 
 from backbone.models import PublicModel
 from backbone.money import CURRENCY_CHOICES
-from tax.categories import TaxCategory
+from tax.categories import PRODUCT_TAX_CATEGORIES, TaxCategory
 from tax.vatex import VATEX, exemption_codes_for_category_e
 
 hex_colour = RegexValidator(r"^#[0-9A-Fa-f]{6}$", "A brand colour is a hex colour such as #1F6FEB.")
@@ -431,7 +431,12 @@ class Product(PublicModel):
         max_length=20,
         validators=[RegexValidator(r"^[0-9A-Za-z.-]{2,20}$", "A GL account is 2–20 letters, digits, '.' or '-'.")],
     )
-    default_tax_category = models.CharField(max_length=2, choices=TaxCategory.choices, default=TaxCategory.STANDARD)
+    default_tax_category = models.CharField(
+        max_length=2,
+        choices=PRODUCT_TAX_CATEGORIES,
+        default=TaxCategory.STANDARD,
+        help_text="What the product asks for; reverse charge, exports and the like are decided by the tax engine.",
+    )
     revenue_recognition = models.CharField(
         max_length=12, choices=RevenueRecognition.choices, default=RevenueRecognition.ON_ISSUE
     )

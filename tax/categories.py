@@ -12,3 +12,13 @@ class TaxCategory(models.TextChoices):
     INTRA_COMMUNITY = "K", "K — Intra-community supply (VAT exempt)"
     EXPORT = "G", "G — Free export item, tax not charged"
     NOT_SUBJECT = "O", "O — Services outside the scope of tax"
+
+
+# What a product or line may ask for. The other categories (AE, K, G, O) are outcomes the engine decides from
+# who sells to whom and what; a product cannot claim them.
+PRODUCT_TAX_CATEGORIES = [
+    (TaxCategory.STANDARD.value, TaxCategory.STANDARD.label),
+    (TaxCategory.REDUCED.value, TaxCategory.REDUCED.label),
+    (TaxCategory.ZERO.value, TaxCategory.ZERO.label),
+    (TaxCategory.EXEMPT.value, TaxCategory.EXEMPT.label),
+]

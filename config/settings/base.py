@@ -197,6 +197,6 @@ DEMO_PASSWORD = ""
 TAX_ENGINE = env("TAX_ENGINE", default="tax.rules.RulesEngine")
 # Online VIES checks of buyers' VAT IDs: off unless an adapter is named (e.g. "tax.vies.ViesRestAdapter").
 TAX_VIES_ADAPTER = env("TAX_VIES_ADAPTER", default="") or None
-# Sellers (ISO country codes or legal entity public IDs) whose cross-border B2C sales are to be treated as above the EUR 10,000
+# Sellers (ISO country codes or legal entity public IDs) whose cross-border B2C sales count as above the EUR 10,000
 # threshold of Art. 59c whatever the invoices say (e.g. after opting in to taxation in the buyer's country).
 TAX_EU_B2C_THRESHOLD_EXCEEDED = env.list("TAX_EU_B2C_THRESHOLD_EXCEEDED", default=[])
