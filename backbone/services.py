@@ -7,9 +7,9 @@ from django.db import IntegrityError, models, transaction
 
 from .errors import Conflict, ValidationFailed
 from .lock_objects import number_sequence_for_update
-from .models import ExternalId, NumberSequence
+from .models import ExternalId, Notification, NumberSequence
 
-SEQUENCE_PREFIXES = {"customer": "CUST", "product": "PROD"}
+SEQUENCE_PREFIXES = {"customer": "CUST", "product": "PROD", "deal": "DEAL", "project": "PRJ", "change_order": "CO"}
 
 
 def sequence_next(*, key: str, year: int = 0, prefix: str | None = None, padding: int = 6) -> str:
@@ -96,3 +96,23 @@ def external_id_link(*, obj: models.Model, system: str, external_id: str, user=N
             raise Conflict(
                 f"External ID {system}:{external_id} was just taken by another request.", field="external_id"
             ) from exc
+
+
+def notify(*, users, title: str, body: str = "", url: str = "") -> list[Notification]:
+    """Tell people something in the app, and by email once the transaction commits (through the queue).
+
+    Duplicates in ``users`` and inactive users are skipped. The email task takes the notification's ID and
+    marks it mailed, so a retried task never mails twice.
+    """
+    from django_q.tasks import async_task
+
+    seen: set[int] = set()
+    created = []
+    for user in users:
+        if user is None or not user.is_active or user.pk in seen:
+            continue
+        seen.add(user.pk)
+        created.append(Notification.objects.create(user=user, title=title[:200], body=body, url=url[:300]))
+    for notification in created:
+        transaction.on_commit(lambda pk=notification.pk: async_task("backbone.tasks.notification_email_send", pk))
+    return created

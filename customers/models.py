@@ -451,3 +451,253 @@ class Product(PublicModel):
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"
+
+
+# --- pipeline, deals and quotes -----------------------------------------------------------------------
+
+
+class BillingModel(models.TextChoices):
+    """How a quote line or phase is billed; the project's billing rules are frozen from these at the win."""
+
+    TIME_AND_MATERIALS = "tm", "Time & materials (rate card)"
+    FIXED_FEE = "fixed_fee", "Fixed fee, billed by milestones"
+    RETAINER = "retainer", "Monthly retainer"
+    EXPENSES = "expenses", "Rebillable expenses with markup"
+
+
+class PipelineStage(PublicModel):
+    """A configurable stage of the sales pipeline with its default win probability."""
+
+    class Outcome(models.TextChoices):
+        OPEN = "open", "Open"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    code = models.SlugField(max_length=30, unique=True)
+    name = models.CharField(max_length=60)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Order on the pipeline board.")
+    default_probability = models.PositiveSmallIntegerField(
+        "default win probability %", default=0, validators=[MaxValueValidator(100)]
+    )
+    outcome = models.CharField(max_length=4, choices=Outcome.choices, default=Outcome.OPEN)
+    is_active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(default_probability__lte=100), name="pipeline_stage_probability_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Deal(PublicModel):
+    """An opportunity with a customer. Won through the handoff service, which creates the project."""
+
+    number = models.CharField(max_length=20, unique=True, editable=False)
+    title = models.CharField(max_length=200)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="deals")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_deals", help_text="The sales rep."
+    )
+    legal_entity = models.ForeignKey(
+        LegalEntity, on_delete=models.PROTECT, related_name="deals", help_text="Which of our companies delivers."
+    )
+    stage = models.ForeignKey(PipelineStage, on_delete=models.PROTECT, related_name="deals")
+    probability = models.PositiveSmallIntegerField("win probability %", validators=[MaxValueValidator(100)])
+    amount = models.DecimalField(max_digits=18, decimal_places=2, default=0, validators=[MinValueValidator(0)])
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="EUR")
+    expected_close_date = models.DateField(null=True, blank=True)
+    next_step = models.CharField(max_length=200, blank=True)
+    lost_reason = models.CharField(max_length=300, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("win_deal", "Can mark a deal won, which creates its project")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="deal_amount_not_negative"),
+            models.CheckConstraint(condition=Q(probability__lte=100), name="deal_probability_range"),
+        ]
+        indexes = [models.Index(fields=["owner", "stage"])]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+
+class Quote(PublicModel):
+    """One version of the offer on a deal. Drafts change; sent, accepted and superseded versions do not."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SENT = "sent", "Sent"
+        ACCEPTED = "accepted", "Accepted"
+        SUPERSEDED = "superseded", "Superseded"
+        DECLINED = "declined", "Declined"
+
+    TRANSITIONS = {
+        Status.DRAFT: {Status.SENT, Status.ACCEPTED, Status.SUPERSEDED},
+        Status.SENT: {Status.ACCEPTED, Status.SUPERSEDED, Status.DECLINED},
+        Status.ACCEPTED: set(),
+        Status.SUPERSEDED: set(),
+        Status.DECLINED: set(),
+    }
+
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="quotes")
+    version = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="EUR")
+    valid_until = models.DateField()
+    payment_terms_days = models.PositiveSmallIntegerField(
+        "payment terms (net days)", default=30, validators=[MaxValueValidator(365)]
+    )
+    po_number = models.CharField("purchase order number", max_length=60, blank=True)
+    po_required = models.BooleanField("PO required on invoices", default=False)
+    portal_required = models.BooleanField("invoice portal required", default=False)
+    planned_start = models.DateField(null=True, blank=True)
+    planned_end = models.DateField(null=True, blank=True)
+    retainer_amount = models.DecimalField(
+        "monthly retainer", max_digits=18, decimal_places=2, default=0, validators=[MinValueValidator(0)]
+    )
+    expense_markup_percent = models.DecimalField(
+        "markup on rebillable expenses %", max_digits=6, decimal_places=2, default=0, validators=[MinValueValidator(0)]
+    )
+    terms = models.TextField("terms and notes", blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    customer_signatory = models.CharField("accepted on the customer's side by", max_length=120, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["deal", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["deal", "version"], name="quote_version_unique_per_deal"),
+            models.UniqueConstraint(
+                fields=["deal"], condition=Q(status="accepted"), name="quote_one_accepted_per_deal"
+            ),
+            models.CheckConstraint(
+                condition=Q(planned_end__isnull=True)
+                | Q(planned_start__isnull=True)
+                | Q(planned_end__gte=F("planned_start")),
+                name="quote_planned_dates_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deal.number} v{self.version}"
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status == self.Status.DRAFT
+
+    def can_transition_to(self, status: str) -> bool:
+        return status in self.TRANSITIONS.get(self.Status(self.status), set())
+
+
+class QuoteMilestone(PublicModel):
+    """A phase or milestone of the offer: fixed-fee amounts are billed when it is accepted."""
+
+    quote = models.ForeignKey(Quote, on_delete=models.CASCADE, related_name="milestones")
+    position = models.PositiveSmallIntegerField(default=0)
+    name = models.CharField(max_length=120)
+    phase = models.CharField(max_length=120, blank=True, help_text="The phase it closes, as the client names it.")
+    planned_date = models.DateField()
+    amount = models.DecimalField(max_digits=18, decimal_places=2, default=0, validators=[MinValueValidator(0)])
+    acceptance_criteria = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["quote", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QuoteLine(PublicModel):
+    """A priced line of the offer. For time & materials, ``labour_category`` and ``unit_price`` form the rate card."""
+
+    quote = models.ForeignKey(Quote, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField(default=0)
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    description = models.CharField(max_length=300)
+    phase = models.CharField(max_length=120, blank=True)
+    billing_model = models.CharField(
+        max_length=10, choices=BillingModel.choices, default=BillingModel.TIME_AND_MATERIALS
+    )
+    labour_category = models.CharField(
+        max_length=80, blank=True, help_text="Role for time & materials lines, e.g. 'Senior consultant'."
+    )
+    quantity = models.DecimalField(max_digits=18, decimal_places=4, validators=[MinValueValidator(0)])
+    unit = models.CharField(max_length=3, choices=UnitCode.choices, default=UnitCode.HOUR)
+    unit_price = models.DecimalField(max_digits=18, decimal_places=4, validators=[MinValueValidator(0)])
+    discount_percent = models.DecimalField(
+        "discount %",
+        max_digits=5,
+        decimal_places=2,
+        default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    tax_category = models.CharField(max_length=2, choices=PRODUCT_TAX_CATEGORIES, default=TaxCategory.STANDARD)
+    supply_kind = models.CharField(
+        max_length=20,
+        choices=[
+            ("general_service", "General service"),
+            ("electronic_service", "Electronically supplied service"),
+            ("goods", "Goods"),
+        ],
+        default="general_service",
+    )
+    net_amount = models.DecimalField(
+        max_digits=18, decimal_places=2, default=0, help_text="quantity × unit price less discount, rounded once."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["quote", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(discount_percent__gte=0) & Q(discount_percent__lte=100), name="quote_line_discount_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+def quote_attachment_path(instance: QuoteAttachment, filename: str) -> str:
+    suffix = PurePosixPath(filename).suffix.lower()
+    return f"quotes/{instance.quote.public_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class QuoteAttachment(PublicModel):
+    """A signed proposal, statement of work or purchase order, checked for type and size when uploaded."""
+
+    class Kind(models.TextChoices):
+        SIGNED_PROPOSAL = "signed_proposal", "Signed proposal"
+        STATEMENT_OF_WORK = "sow", "Statement of work"
+        PURCHASE_ORDER = "po", "Purchase order"
+        OTHER = "other", "Other"
+
+    quote = models.ForeignKey(Quote, on_delete=models.PROTECT, related_name="attachments")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OTHER)
+    file = models.FileField(upload_to=quote_attachment_path, max_length=300)
+    filename = models.CharField(max_length=200, help_text="The name it was uploaded with.")
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["quote", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.filename}"

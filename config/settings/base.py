@@ -200,3 +200,6 @@ TAX_VIES_ADAPTER = env("TAX_VIES_ADAPTER", default="") or None
 # Sellers (ISO country codes or legal entity public IDs) whose cross-border B2C sales count as above the EUR 10,000
 # threshold of Art. 59c whatever the invoices say (e.g. after opting in to taxation in the buyer's country).
 TAX_EU_B2C_THRESHOLD_EXCEEDED = env.list("TAX_EU_B2C_THRESHOLD_EXCEEDED", default=[])
+
+# The public address of the app, for links in emails (notifications, invoices, the portal).
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
