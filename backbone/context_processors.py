@@ -1,4 +1,5 @@
-"""Template context for every page: the navigation a person may use, their roles, and demo mode.
+"""Template context for every page: the navigation a person may use, their roles, their unread
+notifications (the navbar's bell), and demo mode.
 
 The backbone may not import the apps above it, so menu entries name their pages by URL name; an entry
 whose page does not exist yet (its app not wired) is skipped. Values are computed lazily and once per
@@ -13,6 +14,7 @@ from functools import cache
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
+from .models import Notification
 from .roles import Role, roles_of
 
 
@@ -28,6 +30,9 @@ class NavItem:
 NAVIGATION = [
     ("Home", "home", "house", "authenticated"),
     ("Customers", "customers:customer-list", "people", "customers.view_customer"),
+    ("Deals", "customers:deal-list", "briefcase", "customers.view_deal"),
+    ("Pipeline", "customers:pipeline", "funnel", "customers.view_deal"),
+    ("Projects", "projects:project-list", "kanban", "projects.view_project"),
     ("Catalog", "customers:product-list", "box-seam", "customers.view_product"),
     ("Legal entities", "customers:legal-entity-list", "building", "customers.view_legalentity"),
     ("Tax", "tax:rate-table", "percent", "tax.view_taxrate"),
@@ -68,10 +73,17 @@ def role_labels(user) -> list[str]:
     return [role.label for role in Role if role.value in held]
 
 
+def unread_notification_count(user) -> int:
+    if user is None or not user.is_authenticated:
+        return 0
+    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
 def navigation(request) -> dict:
     user = getattr(request, "user", None)
     return {
         "nav_items": cache(lambda: nav_items(request)),
         "user_roles": cache(lambda: role_labels(user) if user is not None else []),
+        "unread_notifications": cache(lambda: unread_notification_count(user)),
         "demo_mode": bool(getattr(settings, "DEMO_MODE", False)),
     }

@@ -9,4 +9,6 @@ urlpatterns = [
     path("history/", views.HistoryListView.as_view(), name="history"),
     path("history/verify/", views.HistoryVerifyView.as_view(), name="history-verify"),
     path("history/<int:pk>/", views.HistoryEntryView.as_view(), name="history-entry"),
+    path("notifications/", views.NotificationListView.as_view(), name="notifications"),
+    path("notifications/read/", views.NotificationReadView.as_view(), name="notification-read"),
 ]

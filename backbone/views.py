@@ -1,4 +1,5 @@
-"""Sign-in and the History area: every change across the system, from the audit chain."""
+"""Sign-in, the History area (every change across the system, from the audit chain) and a person's
+notifications."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.shortcuts import redirect
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
@@ -14,6 +19,7 @@ from . import selectors
 from .forms import HistoryFilterForm
 from .history import audit_chain_verify, entry_digest, entry_payload
 from .links import object_url
+from .models import Notification
 from .roles import Role, is_read_only
 
 # The demo people seed_demo creates, one per role (ROLES.md).
@@ -130,3 +136,75 @@ class HistoryVerifyView(PermissionRequiredMixin, View):
                 "(entries were removed from the end).",
             )
         return redirect("history")
+
+
+# --- notifications ------------------------------------------------------------------------------------
+
+NOTIFICATIONS_PAGE_SIZE = 25
+
+
+class NotificationListView(Guarded):
+    """The signed-in person's own notifications, newest first; ``?show=unread`` narrows to the unread."""
+
+    def get(self, request):
+        mine = Notification.objects.filter(user=request.user)
+        unread_only = request.GET.get("show") == "unread"
+        shown = mine.filter(read_at__isnull=True) if unread_only else mine
+        page_obj = Paginator(shown.order_by("-created_at", "-id"), NOTIFICATIONS_PAGE_SIZE).get_page(
+            request.GET.get("page")
+        )
+        context = {
+            "page_obj": page_obj,
+            "notifications": page_obj.object_list,
+            "unread_only": unread_only,
+            "unread_total": mine.filter(read_at__isnull=True).count(),
+            "can_mark_read": not is_read_only(request.user),
+        }
+        return render(request, "backbone/notification_list.html", context)
+
+
+class NotificationReadView(Guarded):
+    """POST only: mark one notification (``notification``: its id) or all of them (``all``) read.
+
+    Only the person's own notifications are touched; another person's id answers 404. With ``open``, the
+    person is sent on to the page the notification points at (a local path only). Auditors change nothing,
+    not even this: the page shows them no buttons and the view refuses them.
+    """
+
+    http_method_names = ["post"]
+    writes = True
+
+    def post(self, request):
+        mine = Notification.objects.filter(user=request.user)
+        now = timezone.now()
+        if request.POST.get("all"):
+            marked = mine.filter(read_at__isnull=True).update(read_at=now)
+            if marked:
+                messages.success(request, f"{marked} notification{'s' if marked != 1 else ''} marked as read.")
+            else:
+                messages.info(request, "You have no unread notifications.")
+            return redirect("notifications")
+        pk = request.POST.get("notification", "")
+        notification = get_object_or_404(mine, pk=pk if pk.isdigit() else None)
+        if notification.read_at is None:
+            notification.read_at = now
+            notification.save(update_fields=["read_at"])
+        target = notification.url
+        if request.POST.get("open") and target and _is_local(request, target):
+            return redirect(target)
+        return redirect(_back_to(request))
+
+
+def _is_local(request, url: str) -> bool:
+    return url.startswith("/") and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+
+
+def _back_to(request) -> str:
+    """Where to return after marking read: the list page the person came from (its filter and page kept)."""
+    back = request.POST.get("next", "")
+    list_path = reverse("notifications")
+    if back.startswith(list_path) and _is_local(request, back):
+        return back
+    return list_path

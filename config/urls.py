@@ -12,6 +12,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("", include("backbone.urls")),
     path("customers/", include("customers.urls")),
+    path("projects/", include("projects.urls")),
     path("tax/", include("tax.urls")),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

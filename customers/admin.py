@@ -21,10 +21,16 @@ from .models import (
     BankAccount,
     Contact,
     Customer,
+    Deal,
     ExemptionCertificate,
     LegalEntity,
     LegalEntityRegistration,
+    PipelineStage,
     Product,
+    Quote,
+    QuoteAttachment,
+    QuoteLine,
+    QuoteMilestone,
     TaxRegistration,
 )
 from .services import certificate_document_problem
@@ -264,3 +270,92 @@ class ProductAdmin(TrackedAdmin):
     )
     search_fields = ("code", "name", "description", "revenue_account", "=public_id")
     readonly_fields = PUBLIC_FIELDS
+
+
+# --- pipeline, deals and quotes -------------------------------------------------------------------------
+
+
+@admin.register(PipelineStage)
+class PipelineStageAdmin(TrackedAdmin):
+    """Admins configure the pipeline: names, order, default probabilities. One stage each is won and lost."""
+
+    list_display = ("position", "name", "code", "default_probability", "outcome", "is_active")
+    list_display_links = ("name",)
+    list_editable = ("position",)
+    list_filter = ("outcome", "is_active")
+    readonly_fields = PUBLIC_FIELDS
+
+
+class QuoteReadOnlyInline(TrackedTabularInline):
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class QuoteLineInline(QuoteReadOnlyInline):
+    model = QuoteLine
+    fields = (
+        "position",
+        "description",
+        "billing_model",
+        "labour_category",
+        "quantity",
+        "unit",
+        "unit_price",
+        "discount_percent",
+        "tax_category",
+        "net_amount",
+    )
+    readonly_fields = fields
+
+
+class QuoteMilestoneInline(QuoteReadOnlyInline):
+    model = QuoteMilestone
+    fields = ("position", "name", "phase", "planned_date", "amount")
+    readonly_fields = fields
+
+
+class QuoteAttachmentInline(QuoteReadOnlyInline):
+    model = QuoteAttachment
+    fields = ("kind", "filename", "content_type", "size", "sha256", "uploaded_by", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(Deal)
+class DealAdmin(TrackedAdmin):
+    """Deals are opened, moved and won on the pipeline pages (services keep numbers, stages and the handoff);
+    the admin fixes typos and hands deals over."""
+
+    list_display = ("number", "title", "customer", "owner", "stage", "probability", "amount", "currency")
+    list_filter = ("stage", "currency")
+    search_fields = ("number", "title", "customer__display_name", "=public_id")
+    list_select_related = ("customer", "owner", "stage")
+    autocomplete_fields = ("customer",)
+    readonly_fields = ("number", "stage", "lost_reason", "closed_at", *PUBLIC_FIELDS)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a new deal takes its number from the gapless series: open it on the deals page
+
+
+@admin.register(Quote)
+class QuoteAdmin(TrackedAdmin):
+    """Quotes are read here: drafts change on the quote page, and sent versions never change."""
+
+    list_display = ("__str__", "status", "currency", "valid_until", "sent_at", "accepted_at")
+    list_filter = ("status", "currency")
+    search_fields = ("deal__number", "deal__title", "=public_id")
+    list_select_related = ("deal",)
+    inlines = [QuoteLineInline, QuoteMilestoneInline, QuoteAttachmentInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

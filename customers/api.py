@@ -13,12 +13,14 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Prefetch, Q
+from django.http import Http404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from backbone.api import (
@@ -37,14 +39,19 @@ from backbone.roles import is_read_only
 from backbone.services import external_id_lookup
 
 from . import selectors, services
-from .filters import CustomerFilter, ProductFilter
-from .models import Address, Contact, Customer, LegalEntity, Product, TaxRegistration
+from .filters import CustomerFilter, DealFilter, ProductFilter
+from .models import Address, Contact, Customer, Deal, LegalEntity, Product, Quote, QuoteLine, TaxRegistration
 from .serializers import (
     ContactSerializer,
     CustomerSerializer,
     CustomerStatusSerializer,
+    DealSerializer,
+    DealStageSerializer,
     LegalEntitySerializer,
     ProductSerializer,
+    QuoteAcceptSerializer,
+    QuoteAttachmentSerializer,
+    QuoteSerializer,
 )
 
 # --- customers ----------------------------------------------------------------------------------------
@@ -467,3 +474,299 @@ class LegalEntityViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveMod
 
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
+
+
+# --- deals --------------------------------------------------------------------------------------------
+
+
+class ActionPermissions(RolePermissions):
+    """RolePermissions, with the permissions a custom action needs named per (action, method): POST to a
+    lifecycle action changes the record, so it needs ``change_*`` rather than ``add_*``."""
+
+    NEEDS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def has_permission(self, request, view) -> bool:
+        needed = self.NEEDS.get((getattr(view, "action", None) or "", request.method))
+        if needed is None:
+            return super().has_permission(request, view)
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if request.method not in ("GET", "HEAD", "OPTIONS") and is_read_only(user):
+            return False
+        return all(user.has_perm(perm) for perm in needed)
+
+
+class DealPermissions(ActionPermissions):
+    NEEDS = {("stage", "POST"): ("customers.change_deal",)}
+
+
+def _deal_response(view, deal: Deal, status_code: int = status.HTTP_200_OK) -> Response:
+    deal = selectors.deal_list(user=view.request.user).get(pk=deal.pk)
+    return Response(DealSerializer(deal, context=view.get_serializer_context()).data, status=status_code)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List deals",
+        description="The deals you may see (sales: your own and those on your accounts). Filter with q, stage "
+        "(repeatable), outcome, owner, customer, currency; sort with ordering (number, title, customer, stage, "
+        "amount, probability, close, updated; '-' for descending).",
+    ),
+    retrieve=extend_schema(summary="A deal", responses={200: DealSerializer, **READ_ERRORS}),
+    create=extend_schema(
+        summary="Open a deal", parameters=[IDEMPOTENCY_KEY], responses={201: DealSerializer, **WRITE_ERRORS}
+    ),
+    update=extend_schema(summary="Replace a deal's fields", responses={200: DealSerializer, **WRITE_ERRORS}),
+    partial_update=extend_schema(summary="Change a deal", responses={200: DealSerializer, **WRITE_ERRORS}),
+)
+@extend_schema(tags=["deals"])
+class DealViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Deals of the sales pipeline. Not deleted: lost deals keep their reason. Won through the projects
+    handoff (POST /api/v1/deals/{id}/win/), never by moving the stage."""
+
+    serializer_class = DealSerializer
+    permission_classes = [DealPermissions]
+    filterset_class = DealFilter
+    queryset = Deal.objects.none()
+
+    def get_queryset(self):
+        return selectors.deal_list(user=self.request.user)
+
+    def get_object(self) -> Deal:
+        for_edit = self.request.method not in ("GET", "HEAD", "OPTIONS")
+        return selectors.access_deal(user=self.request.user, public_id=lookup_public_id(self), for_edit=for_edit)
+
+    def create(self, request, *args, **kwargs):
+        def handler() -> Response:
+            data = parse(self)
+            reason = data.pop("reason", "")
+            deal = services.deal_create(user=request.user, data=data, reason=reason)
+            return _deal_response(self, deal, status.HTTP_201_CREATED)
+
+        return idempotent(request, handler)
+
+    def update(self, request, *args, **kwargs):
+        deal = self.get_object()
+        data = parse(self, instance=deal, partial=kwargs.get("partial", False))
+        reason = data.pop("reason", "")
+        deal = services.deal_update(user=request.user, deal=deal, data=data, reason=reason)
+        return _deal_response(self, deal)
+
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, partial=True, **kwargs)
+
+    @extend_schema(
+        summary="Move a deal to another stage",
+        description="The win probability becomes the stage's default unless given. Moving to the lost stage "
+        "needs lost_reason; the won stage is refused (409): a deal is won through POST …/win/, which creates "
+        "its project.",
+        request=DealStageSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={200: DealSerializer, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="stage", serializer_class=DealStageSerializer)
+    def stage(self, request, *args, **kwargs):
+        def handler() -> Response:
+            deal = self.get_object()
+            data = parse(self)
+            deal = services.deal_move_stage(
+                user=request.user,
+                deal=deal,
+                stage=data["stage"],
+                lost_reason=data.get("lost_reason", ""),
+                probability=data.get("probability"),
+            )
+            return _deal_response(self, deal)
+
+        return idempotent(request, handler)
+
+
+# --- quotes -------------------------------------------------------------------------------------------
+
+
+class QuoteFilter(filters.FilterSet):
+    deal = filters.UUIDFilter(field_name="deal__public_id", label="Deal ID")
+
+    class Meta:
+        model = Quote
+        fields = ["deal", "status", "currency"]
+
+
+class QuotePermissions(ActionPermissions):
+    NEEDS = {
+        ("send", "POST"): ("customers.change_quote",),
+        ("accept", "POST"): ("customers.change_quote",),
+        ("new_version", "POST"): ("customers.add_quote",),
+        ("attachments", "GET"): ("customers.view_quote", "customers.view_quoteattachment"),
+        ("attachments", "POST"): ("customers.add_quoteattachment",),
+    }
+
+
+def _quote_queryset(user):
+    return (
+        selectors.quotes_visible_to(user)
+        .select_related("deal", "accepted_by")
+        .prefetch_related(Prefetch("lines", queryset=QuoteLine.objects.select_related("product")), "milestones")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def _quote_response(view, quote: Quote, status_code: int = status.HTTP_200_OK) -> Response:
+    quote = _quote_queryset(view.request.user).get(pk=quote.pk)
+    return Response(QuoteSerializer(quote, context=view.get_serializer_context()).data, status=status_code)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List quotes", description="Quotes of the deals you may see; filter by deal, status."),
+    retrieve=extend_schema(summary="A quote", responses={200: QuoteSerializer, **READ_ERRORS}),
+    create=extend_schema(
+        summary="Create a quote (a new draft version) for a deal",
+        description="Lines and milestones are checked together; nothing is saved unless all of it is valid. "
+        "Errors name each input with flat keys such as lines.2.unit_price or milestones.0.amount.",
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: QuoteSerializer, **WRITE_ERRORS},
+    ),
+    update=extend_schema(summary="Replace a draft", responses={200: QuoteSerializer, **WRITE_ERRORS}),
+    partial_update=extend_schema(summary="Change a draft", responses={200: QuoteSerializer, **WRITE_ERRORS}),
+)
+@extend_schema(tags=["quotes"])
+class QuoteViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Versions of the offer on a deal. Drafts change; sent, accepted, superseded and declined quotes do not."""
+
+    serializer_class = QuoteSerializer
+    permission_classes = [QuotePermissions]
+    filterset_class = QuoteFilter
+    queryset = Quote.objects.none()
+
+    def get_queryset(self):
+        return _quote_queryset(self.request.user)
+
+    def get_object(self) -> Quote:
+        for_edit = self.request.method not in ("GET", "HEAD", "OPTIONS")
+        return selectors.access_quote(user=self.request.user, public_id=lookup_public_id(self), for_edit=for_edit)
+
+    def create(self, request, *args, **kwargs):
+        def handler() -> Response:
+            data = parse(self)
+            deal = data.pop("deal")
+            if not selectors.deal_edit_allowed(user=request.user, deal=deal):
+                raise Http404("No such deal.")
+            quote = services.quote_create(
+                user=request.user,
+                deal=deal,
+                lines=data.pop("lines", None) or [],
+                milestones=data.pop("milestones", None) or [],
+                reason=data.pop("reason", ""),
+                data=data,
+            )
+            return _quote_response(self, quote, status.HTTP_201_CREATED)
+
+        return idempotent(request, handler)
+
+    def update(self, request, *args, **kwargs):
+        quote = self.get_object()
+        data = parse(self, instance=quote, partial=kwargs.get("partial", False))
+        data.pop("deal", None)
+        quote = services.quote_update(
+            user=request.user,
+            quote=quote,
+            lines=data.pop("lines", None),
+            milestones=data.pop("milestones", None),
+            reason=data.pop("reason", ""),
+            data=data,
+        )
+        return _quote_response(self, quote)
+
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, partial=True, **kwargs)
+
+    def _transition(self, request, act) -> Response:
+        def handler() -> Response:
+            return _quote_response(self, act(self.get_object()))
+
+        return idempotent(request, handler)
+
+    @extend_schema(
+        summary="Send a draft",
+        description="Checks the whole quote again (validity date, lines, milestones, tax), supersedes the versions "
+        "sent before, and renders the PDF once in the background.",
+        request=None,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={200: QuoteSerializer, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def send(self, request, *args, **kwargs):
+        return self._transition(request, lambda quote: services.quote_send(user=request.user, quote=quote))
+
+    @extend_schema(
+        summary="Record the customer's acceptance",
+        description="Sent or draft → accepted; one accepted quote per deal (409 for a second). Does not win the "
+        "deal: POST /api/v1/deals/{id}/win/ does.",
+        request=QuoteAcceptSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={200: QuoteSerializer, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"], serializer_class=QuoteAcceptSerializer)
+    def accept(self, request, *args, **kwargs):
+        def act(quote: Quote) -> Quote:
+            data = parse(self)
+            return services.quote_accept(
+                user=request.user, quote=quote, customer_signatory=data.get("customer_signatory", "")
+            )
+
+        return self._transition(request, act)
+
+    @extend_schema(
+        summary="Copy a quote into a new draft version",
+        description="From a draft, sent or declined quote; the deal's drafts become superseded.",
+        request=None,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: QuoteSerializer, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="new-version")
+    def new_version(self, request, *args, **kwargs):
+        def handler() -> Response:
+            copy = services.quote_new_version(user=request.user, quote=self.get_object())
+            return _quote_response(self, copy, status.HTTP_201_CREATED)
+
+        return idempotent(request, handler)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="A quote's attachments",
+        request=None,
+        responses={200: QuoteAttachmentSerializer(many=True), **READ_ERRORS},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Attach a document (multipart)",
+        description="A PDF, JPEG, PNG, DOCX, XLSX or ODT file of at most 10 MB, to a draft, sent or accepted "
+        "quote; the extension, the declared content type and the content must agree.",
+        request={"multipart/form-data": QuoteAttachmentSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: QuoteAttachmentSerializer, **WRITE_ERRORS},
+    )
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        serializer_class=QuoteAttachmentSerializer,
+        parser_classes=[MultiPartParser, FormParser],
+        pagination_class=None,
+        filter_backends=[],
+    )
+    def attachments(self, request, *args, **kwargs):
+        if request.method == "GET":
+            quote = self.get_object()
+            rows = quote.attachments.select_related("uploaded_by")
+            return Response(QuoteAttachmentSerializer(rows, many=True).data)
+
+        def handler() -> Response:
+            quote = self.get_object()
+            data = parse(self)
+            attachment = services.quote_attachment_add(
+                user=request.user, quote=quote, kind=data["kind"], upload=data["file"]
+            )
+            return Response(QuoteAttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, handler)

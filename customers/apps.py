@@ -2,6 +2,8 @@ from django.apps import AppConfig
 
 OBJECT_URLS = {
     "customers.customer": "customers:customer-detail",
+    "customers.deal": "customers:deal-detail",
+    "customers.quote": "customers:quote-detail",
     "customers.product": "customers:product-detail",
     "customers.legalentity": "customers:legal-entity-detail",
 }
@@ -20,6 +22,8 @@ class CustomersConfig(AppConfig):
 
         from backbone.demo import register_seeder
 
-        from .demo import seed_customers
+        from .demo import seed_customers, seed_deals
 
         register_seeder("customers", seed_customers, order=10)
+        # Before the projects seeder (order 20), which wins deals of its own on the same demo customers.
+        register_seeder("deals", seed_deals, order=15)

@@ -899,3 +899,373 @@ def _seed_exemption_certificates(customers: dict[str, Customer]) -> int:
         )
         new += 1
     return new
+
+
+# --- the sales pipeline -------------------------------------------------------------------------------
+#
+# Deals in every open stage and some lost, for both demo sales reps, with quotes in every state: drafts, sent
+# ones, a newer version beside a superseded one, a declined one, and one accepted quote waiting for "Mark won".
+# Won deals are the projects seeder's (it wins its own deals through the handoff, which creates the projects).
+
+
+def _tm(description: str, role: str, hours: str, rate: str, discount: str = "0", product: str = "") -> dict:
+    return {
+        "product": product,
+        "description": description,
+        "billing_model": "tm",
+        "labour_category": role,
+        "quantity": Decimal(hours),
+        "unit": "HUR",
+        "unit_price": Decimal(rate),
+        "discount_percent": Decimal(discount),
+    }
+
+
+def _fixed(description: str, phase: str, amount: str, product: str = "", unit: str = "LS", quantity: str = "1") -> dict:
+    return {
+        "product": product,
+        "description": description,
+        "phase": phase,
+        "billing_model": "fixed_fee",
+        "quantity": Decimal(quantity),
+        "unit": unit,
+        "unit_price": Decimal(amount),
+    }
+
+
+def _expenses(description: str, amount: str, product: str = "") -> dict:
+    return {
+        "product": product,
+        "description": description,
+        "billing_model": "expenses",
+        "quantity": Decimal("1"),
+        "unit": "LS",
+        "unit_price": Decimal(amount),
+    }
+
+
+def _retainer(description: str, months: int, monthly: str, product: str = "") -> dict:
+    return {
+        "product": product,
+        "description": description,
+        "billing_model": "retainer",
+        "quantity": Decimal(months),
+        "unit": "MON",
+        "unit_price": Decimal(monthly),
+    }
+
+
+# key, customer, owner, title, stage, expected close (days from today), next step or lost reason, quote plan.
+# A quote plan: (terms, lines, milestones as (name, phase, days from start, amount, criteria), what happens:
+# "draft", "sent", "accepted", "revised" (v1 sent, v2 sent), "redraft" (v1 sent, v2 draft), "declined" (sent,
+# then declined when the deal is lost).
+DEMO_DEALS = [
+    (
+        "DEAL-DEMO-01",
+        "C04",
+        "sales",
+        "Editorial CMS migration",
+        "qualified",
+        60,
+        "Scoping call with their head of content",
+        None,
+    ),
+    (
+        "DEAL-DEMO-02",
+        "C10",
+        "sales2",
+        "E-bike configurator",
+        "qualified",
+        75,
+        "Send references from other configurators",
+        None,
+    ),
+    (
+        "DEAL-DEMO-03",
+        "C16",
+        "sales",
+        "Asset monitoring dashboard",
+        "qualified",
+        50,
+        "Estimate with the data team",
+        (
+            {"terms": "Time and materials, invoiced monthly in arrears."},
+            [
+                _tm("Discovery and data audit", "Senior consultant", "60", "140"),
+                _tm("Dashboard build", "Developer", "240", "95"),
+            ],
+            [],
+            "draft",
+        ),
+    ),
+    (
+        "DEAL-DEMO-04",
+        "C07",
+        "sales",
+        "Group intranet redesign",
+        "proposal",
+        30,
+        "Walk their board through the offer",
+        (
+            {"terms": "Fixed fee per phase, invoiced on acceptance of each milestone.", "po_number": "PO-MER-2026-118"},
+            [
+                _fixed("Discovery workshop", "Discovery", "1800", product="STR-WORKSHOP", unit="DAY", quantity="2"),
+                _fixed("Design: information architecture and key screens", "Design", "16400"),
+                _fixed("Build and launch", "Build", "28000"),
+                _tm("Content migration support", "Content editor", "80", "85", product=""),
+            ],
+            [
+                ("Discovery report accepted", "Discovery", 14, "3600", "Findings and goals signed off by the sponsor."),
+                ("Design signed off", "Design", 50, "16400", "Key screens and design system approved."),
+                ("Intranet live", "Build", 110, "28000", "Launched to all employees, handover done."),
+            ],
+            "sent",
+        ),
+    ),
+    (
+        "DEAL-DEMO-05",
+        "C14",
+        "sales",
+        "Reader app discovery",
+        "proposal",
+        21,
+        "Follow up on the sent quote",
+        (
+            {"terms": "Fixed fee, half on kick-off acceptance and half on the final report."},
+            [_fixed("Discovery sprint: research, concepts, roadmap", "Discovery", "24000")],
+            [
+                ("Research plan accepted", "Discovery", 10, "12000", "Interview plan and recruits agreed."),
+                ("Final report and roadmap", "Discovery", 45, "12000", "Roadmap presented to the leadership team."),
+            ],
+            "sent",
+        ),
+    ),
+    (
+        "DEAL-DEMO-06",
+        "C24",
+        "sales2",
+        "Fleet booking platform",
+        "proposal",
+        40,
+        "Revised offer with a 5 % discount",
+        (
+            {"terms": "Time and materials with a not-to-exceed budget review every month."},
+            [
+                _tm("Product management", "Product manager", "120", "135", product="PM"),
+                _tm("Back-end engineering", "Senior developer", "400", "125", product="ENG-BE"),
+                _tm("Front-end engineering", "Developer", "320", "110", product="ENG-FE"),
+                _tm("Quality assurance", "QA engineer", "120", "95", product="QA"),
+            ],
+            [
+                ("Booking MVP in pilot", "Build", 70, "0", "Pilot with two depots."),
+                ("Public launch", "Build", 120, "0", "All depots live."),
+            ],
+            "redraft",
+        ),
+    ),
+    (
+        "DEAL-DEMO-07",
+        "C01",
+        "sales",
+        "Trading portal support retainer",
+        "negotiation",
+        7,
+        "Accepted: mark won and hand over to delivery",
+        (
+            {
+                "terms": "Monthly retainer, up to 20 hours of support; extra work at the rate card.",
+                "retainer_amount": Decimal("3200"),
+                "po_number": "4500017731",
+            },
+            [
+                _retainer("Support and maintenance retainer", 12, "3200", product="RET-SUPPORT"),
+                _tm("Extra development on request", "Developer", "40", "110", product="ENG-FE"),
+                _fixed(
+                    "Managed hosting, first year",
+                    "Operations",
+                    "450",
+                    product="HOST-MANAGED",
+                    unit="MON",
+                    quantity="12",
+                ),
+            ],
+            [("Hosting handover", "Operations", 10, "5400", "Production moved to our managed hosting.")],
+            "accepted",
+        ),
+    ),
+    (
+        "DEAL-DEMO-08",
+        "C21",
+        "sales",
+        "Claims app UX research",
+        "negotiation",
+        14,
+        "Agree the travel budget",
+        (
+            {
+                "terms": "Research at the rate card; travel and lodging rebilled at cost plus 12 %.",
+                "expense_markup_percent": Decimal("12"),
+            },
+            [
+                _tm("Contextual interviews and synthesis", "UX researcher", "160", "155"),
+                _tm("Usability testing", "UX researcher", "80", "155"),
+                _expenses("Travel and lodging, Bern and Zürich", "4800"),
+            ],
+            [("Findings workshop", "Research", 35, "0", "Findings presented to the claims team.")],
+            "sent",
+        ),
+    ),
+    (
+        "DEAL-DEMO-09",
+        "C19",
+        "sales2",
+        "Streaming analytics",
+        "negotiation",
+        10,
+        "Legal review of the terms",
+        (
+            {"terms": "Time and materials, invoiced monthly."},
+            [
+                _tm("Data architecture", "Senior consultant", "120", "190"),
+                _tm("Pipeline engineering", "Data engineer", "360", "150", "5"),
+            ],
+            [],
+            "revised",
+        ),
+    ),
+    (
+        "DEAL-DEMO-10",
+        "C09",
+        "sales",
+        "Booking site refresh",
+        "lost",
+        -20,
+        "Chose to build it with their own team",
+        (
+            {"terms": "Fixed fee, invoiced on milestones."},
+            [_fixed("Redesign and build", "Build", "38000")],
+            [("Design approved", "Design", 30, "15000", ""), ("Site live", "Build", 80, "23000", "")],
+            "declined",
+        ),
+    ),
+    ("DEAL-DEMO-11", "C15", "sales2", "Webshop replatforming", "lost", -45, "Budget frozen until next year", None),
+]
+
+
+def _signed_proposal_pdf(deal, signatory: str) -> bytes:
+    from weasyprint import HTML
+
+    return HTML(
+        string=f"<h1>Signed proposal</h1><p>{deal.number} {deal.title}</p><p>Accepted for "
+        f"{deal.customer.legal_name} by {signatory}.</p>"
+    ).write_pdf()
+
+
+def _seed_quote(deal, owner, plan, *, start: dt.date) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from .services import (
+        quote_accept,
+        quote_attachment_add,
+        quote_create,
+        quote_new_version,
+        quote_send,
+        quote_update,
+    )
+
+    quote_data, lines, milestones, outcome = plan
+    products = {
+        p.code: p for p in Product.objects.filter(code__in=[line["product"] for line in lines if line["product"]])
+    }
+    rows = [{**line, "product": products.get(line["product"])} for line in lines]
+    last = start + dt.timedelta(days=max([m[2] for m in milestones], default=60) + 10)
+    quote = quote_create(
+        user=owner,
+        deal=deal,
+        data={"planned_start": start, "planned_end": last, **quote_data},
+        lines=rows,
+        milestones=[
+            {
+                "name": name,
+                "phase": phase,
+                "planned_date": start + dt.timedelta(days=days),
+                "amount": Decimal(amount),
+                "acceptance_criteria": criteria,
+            }
+            for name, phase, days, amount, criteria in milestones
+        ],
+        reason="Demo data",
+    )
+    if outcome == "draft":
+        return
+    quote = quote_send(user=owner, quote=quote, reason="Demo data")
+    if outcome == "accepted":
+        signatory = "Katrin Vogel, Head of Digital"
+        quote = quote_accept(user=owner, quote=quote, customer_signatory=signatory, reason="Demo data")
+        quote_attachment_add(
+            user=owner,
+            quote=quote,
+            kind="signed_proposal",
+            upload=SimpleUploadedFile(
+                f"{deal.number}-signed.pdf", _signed_proposal_pdf(deal, signatory), "application/pdf"
+            ),
+            reason="Demo data",
+        )
+    elif outcome in ("revised", "redraft"):
+        copy = quote_new_version(user=owner, quote=quote, reason="Demo data: revised offer")
+        discounted = [{**row, "discount_percent": Decimal("5")} for row in rows]
+        copy = quote_update(user=owner, quote=copy, data={}, lines=discounted, reason="Demo data: 5 % discount")
+        if outcome == "revised":
+            quote_send(user=owner, quote=copy, reason="Demo data")
+
+
+def seed_deals(**_) -> str:
+    """Idempotent: each demo deal is found again by its external ID and left alone."""
+    from backbone.services import external_id_link
+
+    from .models import Deal, PipelineStage
+    from .services import deal_create, deal_move_stage
+
+    today = timezone.localdate()
+    new = 0
+    for key, customer_key, owner_name, title, stage_code, close_days, step, plan in DEMO_DEALS:
+        if external_id_lookup(model=Deal, system=DEMO_SYSTEM, external_id=key) is not None:
+            continue
+        customer = external_id_lookup(model=Customer, system=DEMO_SYSTEM, external_id=customer_key)
+        owner = _demo_user(owner_name)
+        if customer is None or owner is None:
+            continue
+        lost = stage_code == "lost"
+        with transaction.atomic():
+            deal = deal_create(
+                user=owner,
+                data={
+                    "title": title,
+                    "customer": customer,
+                    "stage": PipelineStage.objects.get(code="proposal" if lost else stage_code),
+                    "expected_close_date": today + dt.timedelta(days=close_days),
+                    "next_step": "" if lost else step,
+                },
+                reason="Demo data",
+            )
+            external_id_link(obj=deal, system=DEMO_SYSTEM, external_id=key, user=owner)
+            if plan is not None:
+                _seed_quote(deal, owner, plan, start=today + dt.timedelta(days=max(close_days, 0) + 14))
+            deal.refresh_from_db()
+            if lost:
+                deal_move_stage(user=owner, deal=deal, stage="lost", lost_reason=step, reason="Demo data")
+            new += 1
+    total = Deal.objects.filter(pk__in=[link.object_id for link in _demo_deal_links()]).count()
+    return f"{total} demo deals ({new} new)"
+
+
+def _demo_deal_links():
+    from django.contrib.contenttypes.models import ContentType
+
+    from backbone.models import ExternalId
+
+    from .models import Deal
+
+    return ExternalId.objects.filter(
+        system=DEMO_SYSTEM, content_type=ContentType.objects.get_for_model(Deal), external_id__startswith="DEAL-DEMO-"
+    )

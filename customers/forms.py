@@ -19,10 +19,12 @@ from backbone.errors import DomainError
 from backbone.money import CURRENCY_CHOICES
 from backbone.roles import Role, has_role
 from tax.categories import PRODUCT_TAX_CATEGORIES, TaxCategory
+from tax.context import SupplyKind
 from tax.vatex import exemption_codes_for_category_e
 
 from .models import (
     Address,
+    BillingModel,
     Contact,
     Customer,
     ExemptionCertificate,
@@ -30,6 +32,7 @@ from .models import (
     LegalEntity,
     LegalEntityRegistration,
     Product,
+    QuoteAttachment,
     UnitCode,
 )
 from .selectors import customers_visible_to, legal_entities_visible_to, sales_reps
@@ -591,3 +594,297 @@ def _add_error(form: forms.Form, field: str, message: str) -> None:
         form.add_error(field, message)
     else:
         form.add_error(None, message)
+
+
+# --- deals and quotes ---------------------------------------------------------------------------------
+
+
+def _date_input() -> forms.DateInput:
+    return forms.DateInput(attrs={"type": "date"})
+
+
+class DealForm(forms.Form):
+    """A deal's own fields. The stage is chosen on creation only; later it moves on the pipeline."""
+
+    title = forms.CharField(max_length=200, help_text="What the customer buys, e.g. 'Checkout redesign 2026'.")
+    customer = forms.ModelChoiceField(queryset=None, to_field_name="public_id", empty_label="Choose a customer")
+    owner = OwnerChoiceField(queryset=None, required=False, to_field_name="username", empty_label="(me)")
+    legal_entity = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        to_field_name="public_id",
+        empty_label="(the customer's billing entity)",
+        label="Delivered by",
+        help_text="Which of our companies delivers and bills the work.",
+    )
+    stage = forms.ModelChoiceField(
+        queryset=None, required=False, to_field_name="code", empty_label="(first stage)", label="Starts in stage"
+    )
+    probability = forms.IntegerField(
+        label="Win probability %",
+        min_value=0,
+        max_value=100,
+        required=False,
+        help_text="Leave empty to take the stage's default.",
+    )
+    amount = forms.DecimalField(
+        label="Expected value", min_value=0, max_digits=18, decimal_places=2, required=False, initial=0
+    )
+    currency = forms.ChoiceField(
+        choices=[("", "(the customer's currency)"), *CURRENCY_CHOICES], required=False, label="Currency"
+    )
+    expected_close_date = forms.DateField(required=False, widget=_date_input())
+    next_step = forms.CharField(max_length=200, required=False, help_text="e.g. 'Workshop with their CTO on 12 May'.")
+    reason = forms.CharField(max_length=200, required=False, label="Reason for the change")
+
+    FIELDS = (
+        "title",
+        "customer",
+        "owner",
+        "legal_entity",
+        "stage",
+        "probability",
+        "amount",
+        "currency",
+        "expected_close_date",
+        "next_step",
+    )
+
+    def __init__(self, *args, user, instance=None, **kwargs) -> None:
+        from .models import PipelineStage
+
+        self.instance = instance
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "title": instance.title,
+                "customer": instance.customer.public_id,
+                "owner": instance.owner.get_username(),
+                "legal_entity": instance.legal_entity.public_id,
+                "probability": instance.probability,
+                "amount": instance.amount,
+                "currency": instance.currency,
+                "expected_close_date": instance.expected_close_date,
+                "next_step": instance.next_step,
+            }
+        super().__init__(*args, **kwargs)
+        customers = customers_visible_to(user).exclude(status=Customer.Status.ARCHIVED)
+        if instance is not None:
+            customers = customers_visible_to(user).filter(Q(pk=instance.customer_id) | ~Q(status="archived"))
+        self.fields["customer"].queryset = customers.order_by("display_name")
+        self.fields["legal_entity"].queryset = legal_entities_visible_to(user).filter(is_active=True)
+        if user.is_superuser or has_role(user, Role.ADMIN):
+            owners = Q(pk__in=sales_reps().values("pk"))
+            if instance is not None:
+                owners |= Q(pk=instance.owner_id)
+            self.fields["owner"].queryset = (
+                get_user_model().objects.filter(owners).order_by("first_name", "last_name", "username")
+            )
+        else:
+            del self.fields["owner"]
+        if instance is None:
+            del self.fields["reason"]
+            self.fields["stage"].queryset = PipelineStage.objects.filter(is_active=True, outcome="open")
+        else:
+            del self.fields["stage"]
+            self.fields["currency"].choices = CURRENCY_CHOICES
+            self.fields["currency"].required = True
+            self.fields["probability"].help_text = "Moving the deal to another stage resets it to that stage's default."
+
+    def service_data(self) -> dict[str, Any]:
+        data = {}
+        for name in self.FIELDS:
+            if name in self.fields:
+                value = self.cleaned_data.get(name)
+                if self.instance is None and value in (None, ""):
+                    continue
+                data[name] = "" if value is None and name == "next_step" else value
+        return data
+
+
+class DealStageForm(forms.Form):
+    stage = forms.CharField(max_length=30)
+    lost_reason = forms.CharField(max_length=300, required=False, label="Why was it lost?")
+    probability = forms.IntegerField(min_value=0, max_value=100, required=False)
+    next = forms.CharField(required=False, widget=forms.HiddenInput)
+
+
+class QuoteForm(forms.Form):
+    currency = forms.ChoiceField(choices=CURRENCY_CHOICES)
+    valid_until = forms.DateField(widget=_date_input(), label="Offer valid until")
+    payment_terms_days = forms.IntegerField(label="Payment terms (net days)", min_value=0, max_value=365)
+    planned_start = forms.DateField(
+        required=False, widget=_date_input(), help_text="Also the tax point of the preview."
+    )
+    planned_end = forms.DateField(required=False, widget=_date_input())
+    po_number = forms.CharField(max_length=60, required=False, label="Customer's PO number")
+    po_required = forms.BooleanField(required=False, label="PO number required on invoices")
+    portal_required = forms.BooleanField(required=False, label="Invoices go through the customer's portal")
+    retainer_amount = forms.DecimalField(
+        label="Monthly retainer",
+        min_value=0,
+        max_digits=18,
+        decimal_places=2,
+        required=False,
+        help_text="Needed when a line is billed as a retainer.",
+    )
+    expense_markup_percent = forms.DecimalField(
+        label="Markup on rebillable expenses %",
+        min_value=0,
+        max_value=100,
+        max_digits=6,
+        decimal_places=2,
+        required=False,
+        help_text="Added to expense lines' nets.",
+    )
+    terms = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False, label="Terms and notes")
+    reason = forms.CharField(max_length=200, required=False, label="Reason for the change")
+
+    FIELDS = (
+        "currency",
+        "valid_until",
+        "payment_terms_days",
+        "planned_start",
+        "planned_end",
+        "po_number",
+        "po_required",
+        "portal_required",
+        "retainer_amount",
+        "expense_markup_percent",
+        "terms",
+    )
+
+    def __init__(self, *args, instance=None, editing: bool = False, **kwargs) -> None:
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = {name: getattr(instance, name) for name in self.FIELDS}
+        super().__init__(*args, **kwargs)
+        if not editing:
+            del self.fields["reason"]
+
+    def service_data(self) -> dict[str, Any]:
+        data = {name: self.cleaned_data.get(name) for name in self.FIELDS}
+        for name in ("po_number", "terms"):
+            data[name] = data[name] or ""
+        for name in ("retainer_amount", "expense_markup_percent"):
+            if data[name] is None:
+                data[name] = 0
+        return data
+
+
+class RowForm(forms.Form):
+    """A row of the quote's line and milestone formsets (replaced wholesale, so no row IDs)."""
+
+    def row_data(self, fields: Sequence[str]) -> dict[str, Any]:
+        row = {name: self.cleaned_data.get(name) for name in fields}
+        for name, value in row.items():
+            if value is None and isinstance(self.fields.get(name), forms.CharField):
+                row[name] = ""
+        return row
+
+
+class QuoteLineForm(RowForm):
+    product = forms.ModelChoiceField(
+        queryset=Product.objects.none(), required=False, to_field_name="public_id", empty_label="(no product)"
+    )
+    description = forms.CharField(max_length=300, required=False)
+    phase = forms.CharField(max_length=120, required=False)
+    billing_model = forms.ChoiceField(choices=BillingModel.choices, initial=BillingModel.TIME_AND_MATERIALS)
+    labour_category = forms.CharField(
+        max_length=80, required=False, label="Labour category", help_text="Role on the rate card (T&M)."
+    )
+    quantity = forms.DecimalField(max_digits=18, decimal_places=4, required=False)
+    unit = forms.ChoiceField(choices=UnitCode.choices, initial=UnitCode.HOUR)
+    unit_price = forms.DecimalField(max_digits=18, decimal_places=4, required=False, label="Unit price")
+    discount_percent = forms.DecimalField(max_digits=5, decimal_places=2, required=False, label="Discount %", initial=0)
+    tax_category = forms.ChoiceField(choices=PRODUCT_TAX_CATEGORIES, initial=TaxCategory.STANDARD, label="Tax")
+    supply_kind = forms.ChoiceField(choices=SupplyKind.CHOICES, initial=SupplyKind.GENERAL_SERVICE, label="Supply")
+
+    FIELDS = (
+        "product",
+        "description",
+        "phase",
+        "billing_model",
+        "labour_category",
+        "quantity",
+        "unit",
+        "unit_price",
+        "discount_percent",
+        "tax_category",
+        "supply_kind",
+    )
+
+    def __init__(self, *args, products=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if products is not None:
+            self.fields["product"].queryset = products
+
+
+class QuoteMilestoneForm(RowForm):
+    name = forms.CharField(max_length=120, required=False)
+    phase = forms.CharField(max_length=120, required=False)
+    planned_date = forms.DateField(required=False, widget=_date_input(), label="Planned date")
+    amount = forms.DecimalField(
+        max_digits=18, decimal_places=2, required=False, help_text="For fixed-fee work; 0 for checkpoints."
+    )
+    acceptance_criteria = forms.CharField(max_length=1000, required=False, label="Accepted when")
+
+    FIELDS = ("name", "phase", "planned_date", "amount", "acceptance_criteria")
+
+
+class BaseQuoteRowFormSet(BaseRowFormSet):
+    """Passes the catalog's queryset to every line form (one query for the select, shared by the rows)."""
+
+    def __init__(self, *args, products=None, **kwargs) -> None:
+        self.products = products
+        super().__init__(*args, **kwargs)
+
+    def get_form_kwargs(self, index):
+        kwargs = super().get_form_kwargs(index)
+        if self.products is not None:
+            kwargs["products"] = self.products
+        return kwargs
+
+
+def quote_line_formset(*, extra: int):
+    formset = forms.formset_factory(QuoteLineForm, formset=BaseQuoteRowFormSet, extra=extra, can_delete=True)
+    formset.row_fields = QuoteLineForm.FIELDS
+    formset.verbose_name = "line"
+    return formset
+
+
+def quote_milestone_formset(*, extra: int):
+    return _formset(QuoteMilestoneForm, QuoteMilestoneForm.FIELDS, extra=extra, name="milestone")
+
+
+def _plain_number(value):
+    """40.0000 → "40", 12.5000 → "12.5": stored decimals as a person would type them."""
+    return format(value.normalize(), "f") if value is not None else None
+
+
+def quote_line_initial(lines) -> list[dict[str, Any]]:
+    numbers = ("quantity", "unit_price", "discount_percent")
+    return [
+        {
+            **{name: getattr(line, name) for name in QuoteLineForm.FIELDS if name not in ("product", *numbers)},
+            **{name: _plain_number(getattr(line, name)) for name in numbers},
+            "product": line.product.public_id if line.product_id else None,
+        }
+        for line in lines
+    ]
+
+
+def quote_milestone_initial(milestones) -> list[dict[str, Any]]:
+    return [{name: getattr(m, name) for name in QuoteMilestoneForm.FIELDS} for m in milestones]
+
+
+class QuoteAcceptForm(forms.Form):
+    customer_signatory = forms.CharField(
+        max_length=120, required=False, label="Signed by", help_text="Who accepted on the customer's side."
+    )
+
+
+class QuoteAttachmentForm(forms.Form):
+    kind = forms.ChoiceField(choices=QuoteAttachment.Kind.choices, initial=QuoteAttachment.Kind.SIGNED_PROPOSAL)
+    file = forms.FileField(
+        help_text="PDF, JPEG, PNG, DOCX, XLSX or ODT, at most 10 MB.",
+        widget=forms.FileInput(attrs={"accept": ".pdf,.jpg,.jpeg,.png,.docx,.xlsx,.odt"}),
+    )

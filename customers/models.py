@@ -528,6 +528,10 @@ class Deal(PublicModel):
         return f"{self.number} {self.title}"
 
 
+def quote_pdf_path(instance: Quote, filename: str) -> str:
+    return f"quotes/{instance.public_id}/pdf/{instance.deal.number}-v{instance.version}-{uuid.uuid4().hex[:8]}.pdf"
+
+
 class Quote(PublicModel):
     """One version of the offer on a deal. Drafts change; sent, accepted and superseded versions do not."""
 
@@ -572,6 +576,14 @@ class Quote(PublicModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     customer_signatory = models.CharField("accepted on the customer's side by", max_length=120, blank=True)
+    pdf = models.FileField(
+        "quote PDF",
+        upload_to=quote_pdf_path,
+        blank=True,
+        max_length=300,
+        help_text="Rendered once when the quote is sent (or accepted as a draft); never rendered again.",
+    )
+    pdf_sha256 = models.CharField("SHA-256 of the PDF", max_length=64, blank=True)
     history = HistoricalRecords()
 
     class Meta:

@@ -9,6 +9,7 @@ are therefore left to the services too, so that one rule has one message.
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
@@ -17,19 +18,27 @@ from rest_framework import serializers
 
 from backbone.models import ExternalId
 from backbone.money import CURRENCY_CHOICES
+from tax.categories import PRODUCT_TAX_CATEGORIES
+from tax.context import SupplyKind
 
 from .models import (
     Address,
     BankAccount,
+    BillingModel,
     Contact,
     Customer,
+    Deal,
     ExemptionCertificate,
     LegalEntity,
     LegalEntityRegistration,
+    PipelineStage,
     Product,
+    Quote,
+    QuoteAttachment,
     TaxRegistration,
+    UnitCode,
 )
-from .selectors import customers_visible_to, legal_entities_visible_to
+from .selectors import customers_visible_to, deals_visible_to, legal_entities_visible_to, products_visible_to
 
 COUNTRY_HELP = "ISO 3166-1 alpha-2 country code, e.g. DE, FR, GB."
 
@@ -413,3 +422,264 @@ class LegalEntitySerializer(ServiceModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+
+# --- deals and quotes ---------------------------------------------------------------------------------
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": BillingModel.values,
+        "description": "How the line is billed: " + "; ".join(f"{v} = {label}" for v, label in BillingModel.choices),
+    },
+    component_name="QuoteBillingModel",
+)
+class BillingModelField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        kwargs["choices"] = BillingModel.choices
+        super().__init__(**kwargs)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": [value for value, _ in PRODUCT_TAX_CATEGORIES],
+        "description": "The VAT category the line asks for (UNCL5305): S, AA, Z or E; the tax engine decides "
+        "reverse charge, exports and the like.",
+    },
+    component_name="QuoteLineTaxCategory",
+)
+class LineTaxCategoryField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        kwargs["choices"] = PRODUCT_TAX_CATEGORIES
+        super().__init__(**kwargs)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": Quote.Status.values,
+        "description": "draft → sent → accepted; superseded by a newer version; declined when the deal is lost.",
+    },
+    component_name="QuoteStatus",
+)
+class QuoteStatusField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        kwargs["choices"] = Quote.Status.choices
+        super().__init__(**kwargs)
+
+
+class DealSerializer(ServiceModelSerializer):
+    """A deal. The stage is given on create only; later it moves through POST …/stage/."""
+
+    id = _public_id_field(read_only=True)
+    customer = PublicIdRelatedField(
+        queryset=Customer.objects.all(), scope=customers_visible_to, help_text="ID of the customer."
+    )
+    owner = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=get_user_model().objects.all(),
+        required=False,
+        help_text="Username of the sales rep who owns the deal; defaults to you (admins may name another).",
+    )
+    legal_entity = PublicIdRelatedField(
+        queryset=LegalEntity.objects.all(),
+        scope=legal_entities_visible_to,
+        required=False,
+        help_text="ID of our legal entity that delivers; defaults to the customer's billing entity.",
+    )
+    stage = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=PipelineStage.objects.all(),
+        required=False,
+        help_text="Stage code (e.g. qualified). On create only: the first open stage when left out.",
+    )
+    stage_name = serializers.CharField(source="stage.name", read_only=True)
+    outcome = serializers.CharField(source="stage.outcome", read_only=True, help_text="open, won or lost.")
+    probability = serializers.IntegerField(
+        required=False, min_value=0, max_value=100, help_text="Win probability %; the stage's default when left out."
+    )
+    amount = serializers.DecimalField(max_digits=18, decimal_places=2, required=False, min_value=0)
+    currency = CurrencyField(required=False, help_text="ISO 4217 code; the customer's currency when left out.")
+    reason = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=500)
+
+    class Meta:
+        model = Deal
+        fields = [
+            "id",
+            "number",
+            "title",
+            "customer",
+            "owner",
+            "legal_entity",
+            "stage",
+            "stage_name",
+            "outcome",
+            "probability",
+            "amount",
+            "currency",
+            "expected_close_date",
+            "next_step",
+            "lost_reason",
+            "closed_at",
+            "reason",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["number", "lost_reason", "closed_at", "created_at", "updated_at"]
+
+
+class DealStageSerializer(serializers.Serializer):
+    stage = serializers.SlugRelatedField(
+        slug_field="code", queryset=PipelineStage.objects.all(), help_text="Stage code, e.g. proposal or lost."
+    )
+    lost_reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=300, help_text="Required when moving to the lost stage."
+    )
+    probability = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=100, help_text="Default: the stage's probability."
+    )
+
+
+class QuoteLineSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    product = PublicIdRelatedField(
+        queryset=Product.objects.all(),
+        scope=products_visible_to,
+        required=False,
+        allow_null=True,
+        help_text="ID of a catalog product.",
+    )
+    description = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, help_text="The product's name when left out."
+    )
+    phase = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    billing_model = BillingModelField(required=False)
+    labour_category = serializers.CharField(
+        max_length=80, required=False, allow_blank=True, help_text="Required for time & materials lines."
+    )
+    quantity = serializers.DecimalField(max_digits=18, decimal_places=4, required=False, allow_null=True)
+    unit = serializers.ChoiceField(choices=UnitCode.choices, required=False, help_text="UN/ECE Rec. 20 unit code.")
+    unit_price = serializers.DecimalField(max_digits=18, decimal_places=4, required=False, allow_null=True)
+    discount_percent = serializers.DecimalField(max_digits=5, decimal_places=2, required=False, allow_null=True)
+    tax_category = LineTaxCategoryField(required=False)
+    supply_kind = serializers.ChoiceField(choices=SupplyKind.CHOICES, required=False)
+    net_amount = serializers.DecimalField(
+        max_digits=18,
+        decimal_places=2,
+        read_only=True,
+        help_text="quantity x unit price (plus the expense markup) less the discount, rounded once.",
+    )
+
+
+class QuoteMilestoneSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    name = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    phase = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    planned_date = serializers.DateField(required=False, allow_null=True)
+    amount = serializers.DecimalField(
+        max_digits=18, decimal_places=2, required=False, allow_null=True, help_text="For fixed-fee work; else 0."
+    )
+    acceptance_criteria = serializers.CharField(required=False, allow_blank=True)
+
+
+class QuoteSerializer(ServiceModelSerializer):
+    """A version of the offer on a deal, with its lines and milestones. Lines and milestones given on update
+    replace the current ones; left out, they stay. Only drafts change."""
+
+    id = _public_id_field(read_only=True)
+    deal = PublicIdRelatedField(
+        queryset=Deal.objects.all(),
+        scope=deals_visible_to,
+        required=False,
+        help_text="ID of the deal: required on create, cannot change later.",
+    )
+    deal_number = serializers.CharField(source="deal.number", read_only=True)
+    status = QuoteStatusField(read_only=True)
+    currency = CurrencyField(required=False, help_text="ISO 4217 code; the deal's currency when left out.")
+    valid_until = serializers.DateField(required=False, help_text="30 days from today when left out.")
+    payment_terms_days = serializers.IntegerField(required=False, min_value=0, max_value=365)
+    retainer_amount = serializers.DecimalField(max_digits=18, decimal_places=2, required=False)
+    expense_markup_percent = serializers.DecimalField(max_digits=6, decimal_places=2, required=False)
+    lines = QuoteLineSerializer(many=True, required=False)
+    milestones = QuoteMilestoneSerializer(many=True, required=False)
+    net_amount = serializers.SerializerMethodField(help_text="The sum of the lines' net amounts.")
+    has_pdf = serializers.SerializerMethodField(help_text="Whether the PDF (rendered once when sent) is stored.")
+    accepted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reason = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=500)
+
+    class Meta:
+        model = Quote
+        fields = [
+            "id",
+            "deal",
+            "deal_number",
+            "version",
+            "status",
+            "currency",
+            "valid_until",
+            "payment_terms_days",
+            "po_number",
+            "po_required",
+            "portal_required",
+            "planned_start",
+            "planned_end",
+            "retainer_amount",
+            "expense_markup_percent",
+            "terms",
+            "lines",
+            "milestones",
+            "net_amount",
+            "sent_at",
+            "accepted_at",
+            "accepted_by",
+            "customer_signatory",
+            "has_pdf",
+            "pdf_sha256",
+            "reason",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "version",
+            "status",
+            "sent_at",
+            "accepted_at",
+            "customer_signatory",
+            "pdf_sha256",
+            "created_at",
+            "updated_at",
+        ]
+
+    def validate(self, attrs):
+        if self.instance is None and attrs.get("deal") is None:
+            raise serializers.ValidationError({"deal": ["Say which deal the quote is for."]})
+        if self.instance is not None and attrs.get("deal") not in (None, self.instance.deal):
+            raise serializers.ValidationError({"deal": ["A quote stays with its deal."]})
+        return attrs
+
+    @extend_schema_field(serializers.DecimalField(max_digits=18, decimal_places=2))
+    def get_net_amount(self, quote: Quote) -> str:
+        total = sum((line.net_amount for line in quote.lines.all()), Decimal("0"))
+        return format(total, "f")
+
+    def get_has_pdf(self, quote: Quote) -> bool:
+        return bool(quote.pdf)
+
+
+class QuoteAcceptSerializer(serializers.Serializer):
+    customer_signatory = serializers.CharField(
+        required=False, allow_blank=True, max_length=120, help_text="Who accepted on the customer's side."
+    )
+
+
+class QuoteAttachmentSerializer(serializers.ModelSerializer):
+    id = _public_id_field(read_only=True)
+    file = serializers.FileField(write_only=True, help_text="PDF, JPEG, PNG, DOCX, XLSX or ODT; at most 10 MB.")
+    uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = QuoteAttachment
+        fields = ["id", "kind", "file", "filename", "content_type", "size", "sha256", "uploaded_by", "created_at"]
+        read_only_fields = ["filename", "content_type", "size", "sha256", "created_at"]

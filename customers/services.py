@@ -8,11 +8,9 @@ next to its input and the API can return them as JSON.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import PurePosixPath
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import IntegrityError, models, transaction
 from django.db.models.fields.files import FieldFile
@@ -21,9 +19,8 @@ from django_countries import countries
 from guardian.shortcuts import assign_perm, remove_perm
 
 from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
-from backbone.history import set_actor, set_reason
 from backbone.money import CURRENCY_CODES
-from backbone.roles import Role, has_role, is_read_only
+from backbone.roles import Role, has_role
 from backbone.services import external_id_link, sequence_next
 from tax.registrations import RegistrationInvalid, validate_bic, validate_iban, validate_vat
 from tax.vatex import CATEGORY_OF_CODE, VATEX, exemption_codes_for_category_e
@@ -51,6 +48,9 @@ from .selectors import (
     customers_visible_to,
     exemption_certificate_actions,
 )
+from .uploads import decoded_image_format as _decoded_image_format
+from .uploads import file_problem
+from .validation import _Errors, _full_clean, _require_writer, _stamp
 
 CORE_FIELDS = ("legal_name", "display_name", "kind", "owner", "parent", "notes")
 BILLING_FIELDS = (
@@ -82,34 +82,6 @@ CONTACT_FIELDS = (
 DEFAULT_REASON = {"create": "Created", "update": "Edited"}
 
 
-class _Errors:
-    """Collects messages under flat keys; raises them together."""
-
-    def __init__(self) -> None:
-        self.errors: dict[str, list[str]] = {}
-
-    def add(self, key: str, message: str) -> None:
-        self.errors.setdefault(key, []).append(message)
-
-    def merge(self, prefix: str, exc: ValidationError) -> None:
-        for field, messages in exc.message_dict.items():
-            key = prefix.rstrip(".") if field == "__all__" else f"{prefix}{field}"
-            for message in messages:
-                self.add(key or "non_field_errors", message)
-
-    def raise_if_any(self, summary: str) -> None:
-        if self.errors:
-            _first_key, first_messages = next(iter(self.errors.items()))
-            raise ValidationFailed(f"{summary} {first_messages[0]}".strip(), errors=self.errors)
-
-
-def _require_writer(user) -> None:
-    if not getattr(user, "is_authenticated", False):
-        raise NotPermitted("Sign in to make changes.")
-    if is_read_only(user):
-        raise NotPermitted("Auditors can view everything but change nothing.")
-
-
 def _check_country(errors: _Errors, key: str, value: Any) -> str:
     code = str(value or "").strip().upper()
     if not code:
@@ -117,19 +89,6 @@ def _check_country(errors: _Errors, key: str, value: Any) -> str:
     elif code not in countries:
         errors.add(key, f"'{value}' is not an ISO 3166 country code (e.g. DE, FR, GB).")
     return code
-
-
-def _full_clean(errors: _Errors, prefix: str, instance: models.Model, exclude: Iterable[str] = ()) -> None:
-    try:
-        instance.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        errors.merge(prefix, exc)
-
-
-def _stamp(instance: models.Model, *, user, reason: str) -> models.Model:
-    set_actor(instance, user)
-    set_reason(instance, reason)
-    return instance
 
 
 # --- customers ----------------------------------------------------------------------------------------
@@ -609,23 +568,6 @@ def _validate_logo(errors: _Errors, logo) -> None:
         errors.add("logo", "A logo must be a PNG or JPEG image.")
 
 
-def _decoded_image_format(upload) -> str | None:
-    """The image format Pillow finds by decoding the file ("PNG", "JPEG"...), None when it is no image.
-    What the bytes are decides, never the file's name or the browser's declared type."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        upload.seek(0)
-        with Image.open(upload) as image:
-            image_format = image.format
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        image_format = None
-    finally:
-        upload.seek(0)
-    return image_format
-
-
 def _validate_entity_children(
     errors: _Errors, registrations: Sequence[Mapping[str, Any]], bank_accounts: Sequence[Mapping[str, Any]]
 ) -> tuple[list[LegalEntityRegistration], list[BankAccount]]:
@@ -783,21 +725,7 @@ CERTIFICATE_DOCUMENT_TYPES = {
     ".jpeg": ("JPEG", {"image/jpeg", "image/pjpeg"}),
     ".png": ("PNG", {"image/png", "image/x-png"}),
 }
-# Declared types that say nothing (some clients send these for any file): the content check still decides.
-_UNINFORMATIVE_CONTENT_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 _CERTIFICATE_VERBS = {"add": "add", "change": "change", "delete": "delete"}
-
-
-def _document_format(upload) -> str | None:
-    """ "PDF" when the file starts with the PDF signature, else the decoded image format, else None."""
-    try:
-        upload.seek(0)
-        head = upload.read(1024)
-    finally:
-        upload.seek(0)
-    if isinstance(head, bytes) and head.lstrip(b"\x00\t\n\r\x0c ").startswith(b"%PDF-"):
-        return "PDF"
-    return _decoded_image_format(upload)
 
 
 def certificate_document_problem(upload) -> str | None:
@@ -807,23 +735,7 @@ def certificate_document_problem(upload) -> str | None:
     the image), and here the name's extension and the declared content type must agree with it: a PDF, JPEG
     or PNG of at most 5 MB. The admin's form calls this too, so there is one rule with one message.
     """
-    size = getattr(upload, "size", 0) or 0
-    if size > CERTIFICATE_DOCUMENT_MAX_BYTES:
-        megabytes = f"{size / (1024 * 1024):.1f}"
-        return f"The document is {megabytes} MB; the limit is {CERTIFICATE_DOCUMENT_MAX_BYTES // (1024 * 1024)} MB."
-    name = PurePosixPath(getattr(upload, "name", "") or "").name
-    suffix = PurePosixPath(name).suffix.lower()
-    if suffix not in CERTIFICATE_DOCUMENT_TYPES:
-        return f"The document must be a PDF, JPEG or PNG file (.pdf, .jpg, .jpeg or .png); '{name}' is not."
-    expected, declared_types = CERTIFICATE_DOCUMENT_TYPES[suffix]
-    declared = str(getattr(upload, "content_type", "") or "").split(";")[0].strip().lower()
-    if declared not in _UNINFORMATIVE_CONTENT_TYPES and declared not in declared_types:
-        return f"'{name}' was sent as {declared}, which is not a {expected} file."
-    found = _document_format(upload)
-    if found != expected:
-        what = f"a {found} file" if found in ("PDF", "JPEG", "PNG") else "not a PDF, JPEG or PNG file"
-        return f"'{name}' is named as a {expected} file but its content is {what}."
-    return None
+    return file_problem(upload, types=CERTIFICATE_DOCUMENT_TYPES, max_bytes=CERTIFICATE_DOCUMENT_MAX_BYTES)
 
 
 def _is_new_upload(value: Any) -> bool:
@@ -934,3 +846,29 @@ def exemption_certificate_delete(*, user, certificate: ExemptionCertificate, rea
     _require_certificate_permission(user, certificate.customer, "delete")
     certificate = exemption_certificate_for_update(pk=certificate.pk)
     _stamp(certificate, user=user, reason=reason or "Deleted").delete()
+
+
+# --- deals, quotes (customers.deals holds them; imported here so that callers find every write in one place)
+
+from .deals import (  # noqa: E402, F401  (re-exported)
+    ATTACHMENT_MAX_BYTES,
+    ATTACHMENT_TYPES,
+    DEAL_FIELDS,
+    LINE_FIELDS,
+    MILESTONE_FIELDS,
+    QUOTE_FIELDS,
+    deal_close_won,
+    deal_create,
+    deal_move_stage,
+    deal_update,
+    quote_accept,
+    quote_attachment_add,
+    quote_attachment_remove,
+    quote_create,
+    quote_draft_lines,
+    quote_line_net_amount,
+    quote_new_version,
+    quote_send,
+    quote_tax_preview,
+    quote_update,
+)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import deal_views, views
 
 app_name = "customers"
 
@@ -42,4 +42,38 @@ urlpatterns = [
     path("legal-entities/new/", views.LegalEntityCreateView.as_view(), name="legal-entity-create"),
     path("legal-entities/<uuid:public_id>/", views.LegalEntityDetailView.as_view(), name="legal-entity-detail"),
     path("legal-entities/<uuid:public_id>/edit/", views.LegalEntityEditView.as_view(), name="legal-entity-edit"),
+    # deals, the pipeline, quotes
+    path("deals/", deal_views.DealListView.as_view(), name="deal-list"),
+    path("deals/new/", deal_views.DealCreateView.as_view(), name="deal-create"),
+    path("deals/<uuid:public_id>/", deal_views.DealDetailView.as_view(), name="deal-detail"),
+    path("deals/<uuid:public_id>/edit/", deal_views.DealEditView.as_view(), name="deal-edit"),
+    path("deals/<uuid:public_id>/stage/", deal_views.DealStageView.as_view(), name="deal-stage"),
+    path("deals/<uuid:public_id>/quotes/new/", deal_views.QuoteCreateView.as_view(), name="quote-create"),
+    path(
+        "deals/<uuid:public_id>/quotes/tax-preview/",
+        deal_views.QuoteTaxPreviewView.as_view(),
+        name="quote-tax-preview",
+    ),
+    path("pipeline/", deal_views.PipelineView.as_view(), name="pipeline"),
+    path("quotes/<uuid:public_id>/", deal_views.QuoteDetailView.as_view(), name="quote-detail"),
+    path("quotes/<uuid:public_id>/edit/", deal_views.QuoteEditView.as_view(), name="quote-edit"),
+    path("quotes/<uuid:public_id>/send/", deal_views.QuoteSendView.as_view(), name="quote-send"),
+    path("quotes/<uuid:public_id>/accept/", deal_views.QuoteAcceptView.as_view(), name="quote-accept"),
+    path("quotes/<uuid:public_id>/new-version/", deal_views.QuoteNewVersionView.as_view(), name="quote-new-version"),
+    path("quotes/<uuid:public_id>/pdf/", deal_views.QuotePdfView.as_view(), name="quote-pdf"),
+    path(
+        "quotes/<uuid:public_id>/attachments/new/",
+        deal_views.QuoteAttachmentAddView.as_view(),
+        name="quote-attachment-add",
+    ),
+    path(
+        "quote-attachments/<uuid:public_id>/",
+        deal_views.QuoteAttachmentDownloadView.as_view(),
+        name="quote-attachment-download",
+    ),
+    path(
+        "quote-attachments/<uuid:public_id>/delete/",
+        deal_views.QuoteAttachmentDeleteView.as_view(),
+        name="quote-attachment-delete",
+    ),
 ]

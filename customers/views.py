@@ -39,6 +39,8 @@ from .selectors import (
     customer_list,
     customer_status_allowed,
     customers_visible_to,
+    deal_can_create,
+    deals_visible_to,
     exemption_certificate_actions,
     legal_entities_visible_to,
     legal_entity_with_details,
@@ -228,6 +230,7 @@ def _customer_detail(request, customer: Customer, *, external_id_form=None, stat
         "external_id_form": external_id_form or (f.ExternalIdForm() if scope else None),
         "show_history": customer_history_visible(user=request.user, customer=customer),
         **_certificate_context(request.user, customer),
+        **_deal_context(request.user, customer),
     }
     return render(request, "customers/customer_detail.html", context, status=status)
 
@@ -242,6 +245,17 @@ def _certificate_context(user, customer: Customer) -> dict[str, Any]:
         "show_certificates": True,
         "certificate_rows": [(c, c.validity_on(today)) for c in customer.exemption_certificates.all()],
         "certificate_actions": exemption_certificate_actions(user=user, customer=customer),
+    }
+
+
+def _deal_context(user, customer: Customer) -> dict[str, Any]:
+    """The "Deals" card: the customer's deals the person may see, newest first."""
+    if not user.has_perm("customers.view_deal"):
+        return {"show_deals": False}
+    return {
+        "show_deals": True,
+        "deals": list(deals_visible_to(user).filter(customer=customer).select_related("stage")[:10]),
+        "can_open_deal": deal_can_create(user=user) and customer.status != Customer.Status.ARCHIVED,
     }
 
 

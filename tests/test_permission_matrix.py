@@ -19,6 +19,7 @@ The admin site (``admin:``) is left out of the matrix and checked by the tests a
 from __future__ import annotations
 
 import datetime
+from decimal import Decimal
 
 import pytest
 from django import forms
@@ -29,6 +30,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from backbone.models import AuditEntry
 from backbone.roles import Role
@@ -43,11 +45,21 @@ from customers.models import (
     Product,
     TaxRegistration,
 )
-from customers.services import customer_create, exemption_certificate_create
+from customers.services import (
+    customer_create,
+    deal_create,
+    exemption_certificate_create,
+    quote_attachment_add,
+    quote_create,
+    quote_send,
+)
+from customers.tasks import quote_pdf_render
+from projects.services import change_order_create, deal_win
 from tax.context import TaxContext
 from tax.models import TaxCalculation, TaxRate
 from tax.services import tax_calculation_record, tax_rates_load
 from tests.customers.factories import BankAccountFactory, LegalEntityFactory, ProductFactory
+from tests.projects.factories import DealFactory, tm_quote
 
 ANON = "anon"
 ROLES = (ANON, *Role.values)  # anon, sales, project_manager, consultant, finance, executive, auditor, admin
@@ -67,7 +79,7 @@ _MATRIX = {
     "history-entry":                        (LOGIN, 403,   403,   403,   200,   200,   200,   200),
     "customers:customer-list":              (LOGIN, 200,   200,   403,   200,   200,   200,   200),
     "customers:customer-create":            (LOGIN, 200,   403,   403,   403,   403,   403,   200),
-    "customers:customer-detail":            (LOGIN, 200,   404,   403,   200,   200,   200,   200),
+    "customers:customer-detail":            (LOGIN, 200,   200,   403,   200,   200,   200,   200),
     "customers:customer-edit":              (LOGIN, 200,   403,   403,   200,   403,   403,   200),
     "customers:customer-status":            (LOGIN, 405,   403,   403,   405,   403,   403,   405),
     "customers:customer-external-id":       (LOGIN, 405,   403,   403,   405,   403,   403,   405),
@@ -83,11 +95,11 @@ _MATRIX = {
     "customers:legal-entity-detail":        (LOGIN, 200,   200,   403,   200,   200,   200,   200),
     "customers:legal-entity-edit":          (LOGIN, 403,   403,   403,   200,   403,   403,   200),
     "api:customer-list":                    (401,   200,   200,   403,   200,   200,   200,   200),
-    "api:customer-detail":                  (401,   200,   404,   403,   200,   200,   200,   200),
+    "api:customer-detail":                  (401,   200,   200,   403,   200,   200,   200,   200),
     "api:customer-set-status":              (401,   405,   405,   403,   405,   405,   405,   405),
     "api:customer-upsert-by-external-id":   (401,   405,   405,   403,   405,   405,   405,   405),
     "api:contact-list":                     (401,   200,   200,   403,   200,   200,   200,   200),
-    "api:contact-detail":                   (401,   200,   404,   403,   200,   200,   200,   200),
+    "api:contact-detail":                   (401,   200,   200,   403,   200,   200,   200,   200),
     "api:product-list":                     (401,   200,   200,   403,   200,   200,   200,   200),
     "api:product-detail":                   (401,   200,   200,   403,   200,   200,   200,   200),
     "api:legal-entity-list":                (401,   200,   200,   403,   200,   200,   200,   200),
@@ -95,7 +107,65 @@ _MATRIX = {
     "customers:exemption-certificate-create":   (LOGIN, 403,   403,   403,   200,   403,   403,   200),
     "customers:exemption-certificate-edit":     (LOGIN, 403,   403,   403,   200,   403,   403,   200),
     "customers:exemption-certificate-delete":   (LOGIN, 403,   403,   403,   405,   403,   403,   405),
-    "customers:exemption-certificate-document": (LOGIN, 200,   404,   403,   200,   200,   200,   200),
+    "customers:exemption-certificate-document": (LOGIN, 200,   200,   403,   200,   200,   200,   200),
+    "customers:deal-list":                  (LOGIN, 200,   200,   403,   200,   200,   200,   200),
+    "customers:pipeline":                   (LOGIN, 200,   200,   403,   200,   200,   200,   200),
+    "customers:deal-create":                (LOGIN, 200,   403,   403,   403,   403,   403,   200),
+    "customers:deal-detail":                (LOGIN, 200,   404,   403,   200,   200,   200,   200),
+    "customers:deal-edit":                  (LOGIN, 200,   403,   403,   403,   403,   403,   200),
+    "customers:deal-stage":                 (LOGIN, 405,   403,   403,   403,   403,   403,   405),
+    "customers:quote-create":               (LOGIN, 200,   403,   403,   403,   403,   403,   200),
+    "customers:quote-tax-preview":          (LOGIN, 405,   403,   403,   403,   403,   403,   405),
+    "customers:quote-detail":               (LOGIN, 200,   404,   403,   200,   200,   200,   200),
+    "customers:quote-edit":                 (LOGIN, 200,   403,   403,   403,   403,   403,   200),
+    "customers:quote-send":                 (LOGIN, 405,   403,   403,   403,   403,   403,   405),
+    "customers:quote-accept":               (LOGIN, 405,   403,   403,   403,   403,   403,   405),
+    "customers:quote-new-version":          (LOGIN, 405,   403,   403,   403,   403,   403,   405),
+    "customers:quote-pdf":                  (LOGIN, 200,   404,   403,   200,   200,   200,   200),
+    "customers:quote-attachment-add":       (LOGIN, 405,   403,   403,   403,   403,   403,   405),
+    "customers:quote-attachment-download":  (LOGIN, 200,   404,   403,   200,   200,   200,   200),
+    "customers:quote-attachment-delete":    (LOGIN, 405,   403,   403,   403,   403,   403,   405),
+    "api:deal-list":                        (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:deal-detail":                      (401,   200,   404,   403,   200,   200,   200,   200),
+    "api:deal-stage":                       (401,   405,   405,   403,   405,   405,   405,   405),
+    "api:quote-list":                       (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:quote-detail":                     (401,   200,   404,   403,   200,   200,   200,   200),
+    "api:quote-send":                       (401,   405,   405,   403,   405,   405,   405,   405),
+    "api:quote-accept":                     (401,   405,   405,   403,   405,   405,   405,   405),
+    "api:quote-new-version":                (401,   405,   405,   403,   405,   405,   405,   405),
+    "api:quote-attachments":                (401,   200,   404,   403,   200,   200,   200,   200),
+    "projects:project-list":                (LOGIN, 200,   200,   200,   200,   200,   200,   200),
+    "projects:project-create":              (LOGIN, 403,   200,   403,   403,   403,   403,   200),
+    "projects:project-detail":              (LOGIN, 200,   200,   404,   200,   200,   200,   200),
+    "projects:project-status":              (LOGIN, 403,   405,   403,   403,   403,   403,   405),
+    "projects:version-detail":              (LOGIN, 200,   200,   403,   200,   200,   200,   200),
+    "projects:change-order-create":         (LOGIN, 200,   200,   403,   403,   403,   403,   200),
+    "projects:change-order-detail":         (LOGIN, 200,   200,   403,   200,   200,   200,   200),
+    "projects:change-order-edit":           (LOGIN, 200,   200,   403,   403,   403,   403,   200),
+    "projects:change-order-submit":         (LOGIN, 405,   405,   403,   403,   403,   403,   405),
+    "projects:change-order-approve":        (LOGIN, 403,   405,   403,   405,   405,   403,   405),
+    "projects:change-order-reject":         (LOGIN, 403,   405,   403,   405,   405,   403,   405),
+    "projects:deal-win":                    (LOGIN, 200,   403,   403,   403,   403,   403,   200),
+    "notifications":                        (LOGIN, 200,   200,   200,   200,   200,   200,   200),
+    "notification-read":                    (LOGIN, 405,   405,   405,   405,   405,   403,   405),
+    "api:project-list":                     (401,   200,   200,   200,   200,   200,   200,   200),
+    "api:project-detail":                   (401,   200,   200,   404,   200,   200,   200,   200),
+    "api:project-set-status":               (401,   405,   405,   405,   405,   405,   405,   405),
+    "api:project-budget":                   (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:project-alerts":                   (401,   403,   200,   403,   200,   200,   200,   200),
+    "api:project-rate-card-list":           (401,   200,   200,   404,   200,   200,   200,   200),
+    "api:project-budget-line-list":         (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:project-milestone-list":           (401,   200,   200,   404,   200,   200,   200,   200),
+    "api:project-billing-rule-list":        (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:project-contract-version-list":    (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:project-contract-version-detail":  (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:project-contract-version-diff":    (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:change-order-list":                (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:change-order-detail":              (401,   200,   200,   403,   200,   200,   200,   200),
+    "api:change-order-submit":              (401,   405,   405,   403,   405,   405,   405,   405),
+    "api:change-order-approve":             (401,   405,   405,   403,   405,   405,   405,   405),
+    "api:change-order-reject":              (401,   405,   405,   403,   405,   405,   405,   405),
+    "api:deal-win":                         (401,   405,   403,   403,   403,   403,   403,   405),
     "tax:rate-table":                       (LOGIN, 403,   403,   403,   200,   200,   200,   200),
     "tax:jurisdiction-detail":              (LOGIN, 403,   403,   403,   200,   200,   200,   200),
     "tax:rate-create":                      (LOGIN, 403,   403,   403,   200,   403,   403,   200),
@@ -143,6 +213,59 @@ KWARGS = {
     "customers:exemption-certificate-edit": lambda w: {"public_id": w["exemption_certificate"].public_id},
     "customers:exemption-certificate-delete": lambda w: {"public_id": w["exemption_certificate"].public_id},
     "customers:exemption-certificate-document": lambda w: {"public_id": w["exemption_certificate"].public_id},
+    "customers:deal-detail": lambda w: {"public_id": w["deal"].public_id},
+    "customers:deal-edit": lambda w: {"public_id": w["deal"].public_id},
+    "customers:deal-stage": lambda w: {"public_id": w["deal"].public_id},
+    "customers:quote-create": lambda w: {"public_id": w["deal"].public_id},
+    "customers:quote-tax-preview": lambda w: {"public_id": w["deal"].public_id},
+    "customers:quote-detail": lambda w: {"public_id": w["draft_quote"].public_id},
+    "customers:quote-edit": lambda w: {"public_id": w["draft_quote"].public_id},
+    "customers:quote-send": lambda w: {"public_id": w["draft_quote"].public_id},
+    "customers:quote-accept": lambda w: {"public_id": w["draft_quote"].public_id},
+    "customers:quote-new-version": lambda w: {"public_id": w["draft_quote"].public_id},
+    "customers:quote-pdf": lambda w: {"public_id": w["sent_quote"].public_id},
+    "customers:quote-attachment-add": lambda w: {"public_id": w["draft_quote"].public_id},
+    "customers:quote-attachment-download": lambda w: {"public_id": w["attachment"].public_id},
+    "customers:quote-attachment-delete": lambda w: {"public_id": w["attachment"].public_id},
+    "api:deal-detail": lambda w: {"id": w["deal"].public_id},
+    "api:deal-stage": lambda w: {"id": w["deal"].public_id},
+    "api:quote-detail": lambda w: {"id": w["draft_quote"].public_id},
+    "api:quote-send": lambda w: {"id": w["draft_quote"].public_id},
+    "api:quote-accept": lambda w: {"id": w["draft_quote"].public_id},
+    "api:quote-new-version": lambda w: {"id": w["draft_quote"].public_id},
+    "api:quote-attachments": lambda w: {"id": w["draft_quote"].public_id},
+    "projects:project-detail": lambda w: {"public_id": w["project"].public_id},
+    "projects:project-status": lambda w: {"public_id": w["project"].public_id},
+    "projects:change-order-create": lambda w: {"public_id": w["project"].public_id},
+    "projects:version-detail": lambda w: {"public_id": w["project"].public_id, "number": 1},
+    "projects:change-order-detail": lambda w: {"public_id": w["change_order"].public_id},
+    "projects:change-order-edit": lambda w: {"public_id": w["change_order"].public_id},
+    "projects:change-order-submit": lambda w: {"public_id": w["change_order"].public_id},
+    "projects:change-order-approve": lambda w: {"public_id": w["change_order"].public_id},
+    "projects:change-order-reject": lambda w: {"public_id": w["change_order"].public_id},
+    "projects:deal-win": lambda w: {"public_id": w["open_deal"].public_id},
+    "api:project-detail": lambda w: {"id": w["project"].public_id},
+    "api:project-set-status": lambda w: {"id": w["project"].public_id},
+    "api:project-budget": lambda w: {"id": w["project"].public_id},
+    "api:project-alerts": lambda w: {"id": w["project"].public_id},
+    "api:project-rate-card-list": lambda w: {"project_id": w["project"].public_id},
+    "api:project-budget-line-list": lambda w: {"project_id": w["project"].public_id},
+    "api:project-milestone-list": lambda w: {"project_id": w["project"].public_id},
+    "api:project-billing-rule-list": lambda w: {"project_id": w["project"].public_id},
+    "api:project-contract-version-list": lambda w: {"project_id": w["project"].public_id},
+    "api:project-contract-version-detail": lambda w: {
+        "project_id": w["project"].public_id,
+        "id": w["contract_version"].public_id,
+    },
+    "api:project-contract-version-diff": lambda w: {
+        "project_id": w["project"].public_id,
+        "id": w["contract_version"].public_id,
+    },
+    "api:change-order-detail": lambda w: {"id": w["change_order"].public_id},
+    "api:change-order-submit": lambda w: {"id": w["change_order"].public_id},
+    "api:change-order-approve": lambda w: {"id": w["change_order"].public_id},
+    "api:change-order-reject": lambda w: {"id": w["change_order"].public_id},
+    "api:deal-win": lambda w: {"id": w["open_deal"].public_id},
     "tax:jurisdiction-detail": lambda w: {"country": "DE"},
     "tax:calculation-detail": lambda w: {"public_id": w["tax_calculation"].public_id},
     "api:tax-jurisdiction-detail": lambda w: {"country": "DE"},
@@ -233,6 +356,7 @@ def world(django_db_setup, django_db_blocker):
                 "document": SimpleUploadedFile("certificate.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf"),
             },
         )
+        today = timezone.localdate()
         tax_rates_load()  # the shipped rates (the data migration's rows), even after a flushing test
         tax_calculation = tax_calculation_record(
             context=TaxContext.from_dict(
@@ -246,8 +370,86 @@ def world(django_db_setup, django_db_blocker):
             ),
             purpose="test",
         )
+        won_deal = DealFactory(customer=customer, owner=people[Role.SALES], legal_entity=legal_entity)
+        tm_quote(
+            won_deal,
+            planned_start=today - datetime.timedelta(days=30),
+            planned_end=today + datetime.timedelta(days=150),
+        )
+        project, _ = deal_win(actor=people[Role.SALES], deal=won_deal, project_manager=people[Role.PROJECT_MANAGER])
+        change_order = change_order_create(
+            actor=people[Role.PROJECT_MANAGER],
+            project=project,
+            title="More analysis",
+            reason="The customer asked for a second workshop.",
+            effective_from=today,
+            changes=[
+                {
+                    "op": "rate.set",
+                    "labour_category": "Developer",
+                    "rate": "120.00",
+                    "effective_from": today.isoformat(),
+                }
+            ],
+            customer_accepted_by="Ida Berg",
+            customer_accepted_on=today,
+        )
+        deal = deal_create(
+            user=people[Role.SALES], data={"title": "Portal", "customer": customer, "legal_entity": legal_entity}
+        )
+        draft_quote = quote_create(
+            user=people[Role.SALES],
+            deal=deal,
+            data={},
+            lines=[
+                {
+                    "description": "Consulting",
+                    "billing_model": "tm",
+                    "labour_category": "Consultant",
+                    "quantity": Decimal("10"),
+                    "unit_price": Decimal("100"),
+                }
+            ],
+            milestones=[],
+        )
+        attachment = quote_attachment_add(
+            user=people[Role.SALES],
+            quote=draft_quote,
+            kind="sow",
+            upload=SimpleUploadedFile("sow.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf"),
+        )
+        sent_deal = deal_create(
+            user=people[Role.SALES], data={"title": "Sent offer", "customer": customer, "legal_entity": legal_entity}
+        )
+        sent_quote = quote_create(
+            user=people[Role.SALES],
+            deal=sent_deal,
+            data={},
+            lines=[
+                {
+                    "description": "Consulting",
+                    "billing_model": "tm",
+                    "labour_category": "Consultant",
+                    "quantity": Decimal("10"),
+                    "unit_price": Decimal("100"),
+                }
+            ],
+            milestones=[],
+        )
+        quote_send(user=people[Role.SALES], quote=sent_quote)
+        quote_pdf_render(sent_quote.pk)  # the task runs after commit; the world never commits
+        open_deal = DealFactory(customer=customer, owner=people[Role.SALES], legal_entity=legal_entity)
+        tm_quote(open_deal, planned_start=today, planned_end=today + datetime.timedelta(days=90))
         yield {
             "people": people,
+            "project": project,
+            "contract_version": project.contract_versions.get(number=1),
+            "change_order": change_order,
+            "open_deal": open_deal,
+            "deal": deal,
+            "draft_quote": draft_quote,
+            "sent_quote": sent_quote,
+            "attachment": attachment,
             "customer": customer,
             "other_customer": other_customer,
             "contact": customer.contacts.get(),

@@ -145,3 +145,29 @@ FIELD_COLS = {
 @register.filter
 def field_col(name: str) -> str:
     return f"col-12 col-md-{FIELD_COLS.get(name, 4)}"
+
+
+QUOTE_STATUS_CLASSES = {
+    "draft": "text-bg-secondary",
+    "sent": "text-bg-info",
+    "accepted": "text-bg-success",
+    "superseded": "text-bg-light border",
+    "declined": "text-bg-danger",
+}
+STAGE_OUTCOME_CLASSES = {"open": "text-bg-primary", "won": "text-bg-success", "lost": "text-bg-danger"}
+
+
+@register.filter
+def quote_status_class(status: str) -> str:
+    return QUOTE_STATUS_CLASSES.get(str(status), "text-bg-light")
+
+
+@register.filter
+def stage_class(stage) -> str:
+    return STAGE_OUTCOME_CLASSES.get(str(getattr(stage, "outcome", stage)), "text-bg-light")
+
+
+@register.filter
+def weighted(deal):
+    """A deal's weighted value: amount x win probability / 100 (unrounded; ``money`` rounds it)."""
+    return deal.amount * deal.probability / 100
