@@ -24,6 +24,7 @@ class NavItem:
     url: str
     icon: str
     active: bool
+    secondary: bool = False  # shown in the user menu, not the main bar
 
 
 # (label, URL name, Bootstrap icon, what it needs): a permission codename, "authenticated" or "staff".
@@ -43,6 +44,10 @@ NAVIGATION = [
 ]
 
 
+# Tools rather than work areas: they live in the user menu, so the main bar stays on one line.
+SECONDARY = frozenset({"api-docs", "admin:index"})
+
+
 def _allowed(user, need: str) -> bool:
     if need == "authenticated":
         return True
@@ -55,17 +60,21 @@ def nav_items(request) -> list[NavItem]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return []
-    items = []
+    entries = []
     for label, url_name, icon, need in NAVIGATION:
         if not _allowed(user, need):
             continue
         try:
-            url = reverse(url_name)
+            entries.append((label, reverse(url_name), icon, url_name in SECONDARY))
         except NoReverseMatch:
             continue
-        active = request.path == url if url == "/" else request.path.startswith(url)
-        items.append(NavItem(label=label, url=url, icon=icon, active=active))
-    return items
+    # One active entry: the longest URL the path starts with (/customers/deals/… is Deals, not Customers).
+    matches = [e[1] for e in entries if (request.path == e[1] if e[1] == "/" else request.path.startswith(e[1]))]
+    current = max(matches, key=len, default=None)
+    return [
+        NavItem(label=label, url=url, icon=icon, active=url == current, secondary=secondary)
+        for label, url, icon, secondary in entries
+    ]
 
 
 def role_labels(user) -> list[str]:
