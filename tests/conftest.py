@@ -73,3 +73,46 @@ def admin_user(users):
 @pytest.fixture
 def api_client():
     return APIClient()
+
+
+def restore_data_migration_rows() -> None:
+    """Put back the rows the data migrations made: role groups and their permissions, pipeline stages, and
+    the shipped VAT rates.
+
+    A transactional test ends by flushing the database, which empties those tables too, so a transactional
+    test that runs after another would find no groups, stages or rates. The migrations' grant steps are
+    re-runnable by design and are replayed in migration order; the rate data is loaded the way
+    ``tax_load_rates`` does.
+    """
+    import sys
+
+    from django.apps import apps
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.operations.special import RunPython
+
+    from tax.models import TaxRate
+    from tax.services import tax_rates_load
+
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes(), clean_start=True)
+    for migration, _backwards in plan:
+        if "grant_role_permissions" not in vars(sys.modules[migration.__module__]):
+            continue
+        for operation in migration.operations:
+            if isinstance(operation, RunPython):
+                operation.code(apps, None)  # the grant steps read models only, never the schema editor
+    if not TaxRate.objects.exists():
+        tax_rates_load()
+
+
+@pytest.fixture(autouse=True)
+def _data_migration_rows(request):
+    """For transactional tests only: the data migrations' rows, which an earlier test's flush removed."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction")) or any(
+        name in request.fixturenames for name in ("transactional_db", "live_server")
+    )
+    if transactional:
+        request.getfixturevalue("transactional_db")
+        restore_data_migration_rows()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from django.contrib.messages import get_messages
@@ -63,6 +64,46 @@ T_AND_M = {
     "quantity": "40",
     "unit_price": "150",
 }
+
+
+class _Names(HTMLParser):
+    """What a screen reader would call the quote form's rows: each ``data-formset-row`` fieldset's name (the text
+    of the legend its aria-labelledby points to) and each checkbox's label, by the element's id."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.row_labelledby: list[str] = []
+        self.texts: dict[str, str] = {}  # legend id or label "for" -> its text
+        self.checkboxes: list[str] = []
+        self._open: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "fieldset" and "data-formset-row" in attrs:
+            self.row_labelledby.append(attrs.get("aria-labelledby", ""))
+        elif tag == "input" and attrs.get("type") == "checkbox":
+            self.checkboxes.append(attrs.get("id", ""))
+        elif tag == "legend" and attrs.get("id"):
+            self._open = attrs["id"]
+        elif tag == "label" and attrs.get("for"):
+            self._open = attrs["for"]
+        if self._open is not None:
+            self.texts.setdefault(self._open, "")
+
+    def handle_endtag(self, tag):
+        if tag in ("legend", "label"):
+            self._open = None
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self.texts[self._open] += data
+
+    def name(self, key: str) -> str:
+        return " ".join(self.texts.get(key, "").split())
+
+    def row_names(self) -> list[str]:
+        return [self.name(key) for key in self.row_labelledby]
 
 
 # --- deal list ------------------------------------------------------------------------------------------
@@ -309,6 +350,48 @@ def test_quote_edit_page_replaces_the_lines(client, sales, draft):
     assert draft.lines.count() == 1 and not draft.milestones.exists()
 
 
+def test_quote_form_rows_are_groups_named_line_n_and_milestone_n(client, sales, draft):
+    """Each line and milestone is a fieldset named by its legend, with a "Remove line N" tick of its own; the
+    rows "Add line" clones are named "Line __num__" until the page's script numbers them."""
+    response = signed_in(client, sales).get(reverse("customers:quote-edit", args=[draft.public_id]))
+    html = response.content.decode()
+    names = _Names(html)
+    lines, milestones = draft.lines.count(), draft.milestones.count()
+    assert lines == 2 and milestones == 1
+    assert names.row_names() == [
+        "Line 1",
+        "Line 2",
+        "Line __num__",  # the <template> that "Add line" clones
+        "Milestone 1",
+        "Milestone __num__",
+    ]
+    assert [names.name(f"id_lines-{i}-DELETE") for i in range(lines)] == ["Remove line 1", "Remove line 2"]
+    assert names.name("id_milestones-0-DELETE") == "Remove milestone 1"
+    assert names.name("id_lines-__prefix__-DELETE") == "Remove line __num__"
+    assert names.name("id_milestones-__prefix__-DELETE") == "Remove milestone __num__"
+    assert all(names.name(box) for box in names.checkboxes), "every tick has a label"
+    # The script numbers the clones: Django's __prefix__ for the names, __num__ for what people read.
+    assert 'replaceAll("__prefix__"' in html and 'replaceAll("__num__"' in html
+
+
+def test_quote_create_page_numbers_its_first_line_and_milestone(client, sales, deal):
+    response = signed_in(client, sales).get(reverse("customers:quote-create", args=[deal.public_id]))
+    names = _Names(response.content.decode())
+    assert names.row_names() == ["Line 1", "Line __num__", "Milestone 1", "Milestone __num__"]
+    assert names.name("id_lines-0-DELETE") == "Remove line 1"
+
+
+def test_a_refused_quote_form_keeps_its_row_names(client, sales, deal):
+    response = signed_in(client, sales).post(
+        reverse("customers:quote-create", args=[deal.public_id]),
+        quote_post(lines=[T_AND_M, {**T_AND_M, "unit_price": ""}]),
+    )
+    assert response.status_code == 400
+    names = _Names(response.content.decode())
+    assert names.row_names()[:2] == ["Line 1", "Line 2"]
+    assert names.name("id_lines-1-DELETE") == "Remove line 2"
+
+
 def test_quote_edit_page_of_a_sent_quote_goes_back_to_the_quote(client, sales, draft):
     quote_send(user=sales, quote=draft)
     response = signed_in(client, sales).get(reverse("customers:quote-edit", args=[draft.public_id]))
@@ -346,6 +429,7 @@ def test_quote_page_shows_lines_milestones_tax_and_actions(client, sales, draft)
     assert "Design signed off" in html and "€21,420.00" in html and ">" in html
     assert reverse("customers:quote-send", args=[draft.public_id]) in html
     assert reverse("customers:quote-edit", args=[draft.public_id]) in html
+    assert 'role="group" aria-label="Actions"' in html  # the buttons are announced as one named group
 
 
 def test_sending_from_the_page_stores_the_pdf_for_download(client, sales, draft, django_capture_on_commit_callbacks):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import restore_data_migration_rows
+
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test body are safe here.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -36,29 +38,9 @@ def browser():
 
 @pytest.fixture(autouse=True)
 def _role_groups(transactional_db):
-    """The role groups and their permissions, as the data migrations made them.
-
-    Browser tests are transactional: the live server runs in another thread and must see committed rows.
-    Every transactional test ends by flushing the database, which also empties the tables the data
-    migrations filled (the role groups), so a browser test that runs after another transactional test
-    would find no groups. Replaying the migrations' ``grant_role_permissions`` steps (re-runnable by
-    design) in migration order puts them back.
-    """
-    import sys
-
-    from django.apps import apps
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-    from django.db.migrations.operations.special import RunPython
-
-    executor = MigrationExecutor(connection)
-    plan = executor.migration_plan(executor.loader.graph.leaf_nodes(), clean_start=True)
-    for migration, _backwards in plan:
-        if "grant_role_permissions" not in vars(sys.modules[migration.__module__]):
-            continue
-        for operation in migration.operations:
-            if isinstance(operation, RunPython):
-                operation.code(apps, None)  # the grant steps read models only, never the schema editor
+    """Browser tests are transactional (the live server runs in another thread and must see committed rows),
+    so they need the rows the data migrations made put back after an earlier test's flush."""
+    restore_data_migration_rows()
 
 
 @pytest.fixture

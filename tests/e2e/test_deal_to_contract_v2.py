@@ -130,7 +130,7 @@ def test_deal_to_contract_version_2(page, live_server, master_data, signed_propo
     # Line 1: time & materials — the role on the rate card, 40 hours at 150.
     _fill_line(
         lines,
-        0,
+        1,
         description="Senior consultant support",
         billing_model="tm",
         labour_category=RATE_CATEGORY,
@@ -146,9 +146,12 @@ def test_deal_to_contract_version_2(page, live_server, master_data, signed_propo
     lines.get_by_role("button", name="Add line").click()
     lines.get_by_role("button", name="Add line").click()
     expect(lines.get_by_role("textbox", name="Description")).to_have_count(3)
+    # Added rows are numbered like the first: a group "Line 3" with its own "Remove line 3".
+    expect(lines.get_by_role("group", name="Line 3", exact=True)).to_be_visible()
+    expect(lines.get_by_role("checkbox", name="Remove line 3", exact=True)).not_to_be_checked()
     _fill_line(
         lines,
-        1,
+        2,
         description="Discovery and concept",
         billing_model="fixed_fee",
         phase="Phase 1 — Discovery",
@@ -158,7 +161,7 @@ def test_deal_to_contract_version_2(page, live_server, master_data, signed_propo
     )
     _fill_line(
         lines,
-        2,
+        3,
         description="Build and launch",
         billing_model="fixed_fee",
         phase="Phase 2 — Build",
@@ -171,9 +174,9 @@ def test_deal_to_contract_version_2(page, live_server, master_data, signed_propo
     milestones.get_by_role("button", name="Add milestone").click()
     expect(milestones.get_by_role("textbox", name="Name")).to_have_count(2)
     _fill_milestone(
-        milestones, 0, name="Concept signed off", phase="Phase 1 — Discovery", planned=phase_1_date, amount="8000"
+        milestones, 1, name="Concept signed off", phase="Phase 1 — Discovery", planned=phase_1_date, amount="8000"
     )
-    _fill_milestone(milestones, 1, name="Portal live", phase="Phase 2 — Build", planned=phase_2_date, amount="12000")
+    _fill_milestone(milestones, 2, name="Portal live", phase="Phase 2 — Build", planned=phase_2_date, amount="12000")
 
     # 6,000 + 8,000 + 12,000 net, 19 % German VAT.
     expect(tax_preview).to_contain_text("€26,000.00")
@@ -373,22 +376,24 @@ def test_deal_to_contract_version_2(page, live_server, master_data, signed_propo
 
 
 def _fill_line(
-    lines, index: int, *, description, billing_model, quantity, unit, unit_price, labour_category="", phase=""
+    lines, number: int, *, description, billing_model, quantity, unit, unit_price, labour_category="", phase=""
 ):
-    """Fill the quote form's line ``index`` (0-based), field by field through the labels."""
-    lines.get_by_role("textbox", name="Description").nth(index).fill(description)
-    lines.get_by_role("combobox", name=re.compile(r"^Billing model")).nth(index).select_option(billing_model)
+    """Fill the quote form's line ``number`` (1-based): the fieldset named "Line N", field by field."""
+    line = lines.get_by_role("group", name=f"Line {number}", exact=True)
+    line.get_by_role("textbox", name="Description").fill(description)
+    line.get_by_role("combobox", name="Billing model").select_option(billing_model)
     if labour_category:
-        lines.get_by_role("textbox", name="Labour category").nth(index).fill(labour_category)
+        line.get_by_role("textbox", name="Labour category").fill(labour_category)
     if phase:
-        lines.get_by_role("textbox", name="Phase").nth(index).fill(phase)
-    lines.get_by_role("combobox", name=re.compile(r"^Unit\b")).nth(index).select_option(unit)
-    lines.get_by_label("Quantity").nth(index).fill(quantity)
-    lines.get_by_label("Unit price").nth(index).fill(unit_price)
+        line.get_by_role("textbox", name="Phase").fill(phase)
+    line.get_by_role("combobox", name="Unit").select_option(unit)
+    line.get_by_label("Quantity").fill(quantity)
+    line.get_by_label("Unit price").fill(unit_price)
 
 
-def _fill_milestone(milestones, index: int, *, name, phase, planned: dt.date, amount):
-    milestones.get_by_role("textbox", name="Name").nth(index).fill(name)
-    milestones.get_by_role("textbox", name="Phase").nth(index).fill(phase)
-    milestones.get_by_label("Planned date").nth(index).fill(_iso(planned))
-    milestones.get_by_label("Amount").nth(index).fill(amount)
+def _fill_milestone(milestones, number: int, *, name, phase, planned: dt.date, amount):
+    milestone = milestones.get_by_role("group", name=f"Milestone {number}", exact=True)
+    milestone.get_by_role("textbox", name="Name").fill(name)
+    milestone.get_by_role("textbox", name="Phase").fill(phase)
+    milestone.get_by_label("Planned date").fill(_iso(planned))
+    milestone.get_by_label("Amount").fill(amount)
