@@ -301,15 +301,17 @@ class CustomerExternalIdView(Guarded):
     def post(self, request, public_id):
         customer = access_customer(user=request.user, public_id=public_id, for_edit=True)
         form = f.ExternalIdForm(request.POST)
+        status = 400
         if form.is_valid():
             try:
                 link = customer_link_external_id(user=request.user, customer=customer, **form.cleaned_data)
             except DomainError as exc:
                 f.apply_domain_errors(exc, form)
+                status = exc.status_code  # a duplicate or an already-linked system is a conflict: 409, as in the API
             else:
                 messages.success(request, f"Linked {link.system} ID {link.external_id}.")
                 return redirect("customers:customer-detail", public_id=customer.public_id)
-        return _customer_detail(request, customer, external_id_form=form, status=400)
+        return _customer_detail(request, customer, external_id_form=form, status=status)
 
 
 # --- contacts -----------------------------------------------------------------------------------------
