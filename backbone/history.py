@@ -102,3 +102,43 @@ def audit_chain_verify() -> tuple[bool, int, AuditEntry | None]:
     if head is not None and (head.last_hash != prev or head.length != checked):
         return False, checked, None
     return True, checked, None
+
+
+def audit_entries_append_bulk(*, history_instances, changed: list[str]) -> None:
+    """Chain the history records of a bulk write (``bulk_history_create`` sends no per-record signal).
+
+    One head lock and one INSERT for all of them, so approving a thousand time entries stays fast; the
+    records must have their primary keys (PostgreSQL and SQLite return them from ``bulk_create``).
+    ``changed`` names the fields the bulk update set, for the "~" records.
+    """
+    records = list(history_instances)
+    if not records:
+        return
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        prev, entries = head.last_hash, []
+        for record in records:
+            instance = record.instance
+            meta = instance._meta
+            user = record.history_user if getattr(record.history_user, "pk", None) else None
+            entry = AuditEntry(
+                occurred_at=record.history_date,
+                model_label=meta.label_lower,
+                model_name=str(meta.verbose_name),
+                object_pk=str(instance.pk),
+                object_public_id=getattr(instance, "public_id", None),
+                object_repr=str(instance)[:200],
+                history_id=record.history_id,
+                action=record.history_type,
+                user=user,
+                user_display=user.get_username() if user is not None else "system",
+                reason=record.history_change_reason or "",
+                changed_fields=sorted(changed) if record.history_type == "~" else [],
+                prev_hash=prev,
+            )
+            entry.entry_hash = prev = entry_digest(prev_hash=prev, payload=entry_payload(entry))
+            entries.append(entry)
+        AuditEntry.objects.bulk_create(entries)
+        head.last_hash = prev
+        head.length += len(entries)
+        head.save(update_fields=["last_hash", "length"])

@@ -303,3 +303,168 @@ class BudgetAlert(PublicModel):
 
     def __str__(self) -> str:
         return self.message
+
+
+# --- time, expenses and locked periods ------------------------------------------------------------------
+
+
+class ProjectMember(PublicModel):
+    """Who may log time and expenses on a project (its manager may too), with their usual labour category."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="project_memberships")
+    labour_category = models.CharField(max_length=80, blank=True, help_text="Default labour category of the person.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["project", "user"]
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="project_member_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.project.number}"
+
+
+class EntryStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    BILLED = "billed", "Billed"
+
+
+# One life cycle for time and expenses. Editing keeps a rejected entry rejected until it is submitted again;
+# billed is final (corrections are adjustment entries).
+ENTRY_TRANSITIONS = {
+    EntryStatus.DRAFT: {EntryStatus.SUBMITTED},
+    EntryStatus.SUBMITTED: {EntryStatus.APPROVED, EntryStatus.REJECTED},
+    EntryStatus.REJECTED: {EntryStatus.SUBMITTED},
+    EntryStatus.APPROVED: {EntryStatus.BILLED},
+    EntryStatus.BILLED: set(),
+}
+EDITABLE_STATUSES = frozenset({EntryStatus.DRAFT, EntryStatus.REJECTED})
+
+
+class _BillableEntry(PublicModel):
+    """Fields time entries and expenses share: who, where, when, and the approval and billing trail."""
+
+    Status = EntryStatus
+    TRANSITIONS = ENTRY_TRANSITIONS
+
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
+    date = models.DateField()
+    description = models.TextField(help_text="Client-facing: it appears on the invoice.")
+    billable = models.BooleanField(default=True)
+    status = models.CharField(max_length=10, choices=EntryStatus.choices, default=EntryStatus.DRAFT, db_index=True)
+    rejection_reason = models.TextField(blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    invoice_ref = models.CharField(max_length=60, blank=True, help_text="The invoice that billed it.")
+    billed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def can_transition_to(self, status: str) -> bool:
+        return status in self.TRANSITIONS.get(EntryStatus(self.status), set())
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status in EDITABLE_STATUSES
+
+
+class TimeEntry(_BillableEntry):
+    """Hours (quarter-hour steps) of one person on one project, labour category and day."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="time_entries")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="time_entries")
+    labour_category = models.CharField(max_length=80)
+    hours = models.DecimalField(max_digits=5, decimal_places=2, help_text="Negative only on an adjustment.")
+    adjusts = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="adjustments",
+        help_text="The approved or billed entry this one corrects; the original never changes.",
+    )
+    external_system = models.SlugField(max_length=40, blank=True, help_text="e.g. 'harvest', 'toggl', 'kimai'.")
+    external_id = models.CharField(max_length=100, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        permissions = [("approve_timeentry", "Can approve or reject time and expenses")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(hours__gt=0) | Q(adjusts__isnull=False), name="time_entry_hours_positive_unless_adjusting"
+            ),
+            models.UniqueConstraint(
+                fields=["external_system", "external_id"],
+                condition=~Q(external_id=""),
+                name="time_entry_external_id_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["person", "date"]),
+            models.Index(fields=["project", "status", "date"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.hours} h {self.labour_category}"
+
+
+def expense_receipt_path(instance: Expense, filename: str) -> str:
+    suffix = PurePosixPath(filename).suffix.lower()
+    return f"receipts/{instance.public_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class Expense(_BillableEntry):
+    class Category(models.TextChoices):
+        TRAVEL = "travel", "Travel"
+        ACCOMMODATION = "accommodation", "Accommodation"
+        MEALS = "meals", "Meals"
+        SOFTWARE = "software", "Software"
+        OTHER = "other", "Other"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="expenses")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="expenses")
+    category = models.CharField(max_length=20, choices=Category.choices)
+    amount = models.DecimalField(max_digits=18, decimal_places=2, validators=[MinValueValidator(0)])
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    receipt = models.FileField(upload_to=expense_receipt_path, max_length=300, null=True, blank=True)
+    receipt_filename = models.CharField(max_length=200, blank=True)
+    markup_percent = models.DecimalField(
+        "markup %",
+        max_digits=6,
+        decimal_places=2,
+        default=0,
+        validators=[MinValueValidator(0)],
+        help_text="From the project's expenses billing rule when the expense was logged.",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="expense_amount_positive")]
+        indexes = [models.Index(fields=["project", "status", "date"]), models.Index(fields=["person", "date"])]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.get_category_display()} {self.amount} {self.currency}"
+
+
+class LockedPeriod(PublicModel):
+    """A month finance has closed: no time or expense dated in it is logged, changed or submitted."""
+
+    month = models.DateField(unique=True, help_text="The first day of the month.")
+    locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    locked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return self.month.strftime("%B %Y")

@@ -2,7 +2,7 @@
 
 Object access is decided here: missing and forbidden both answer 404. Who sees which project (ROLES.md):
 admins, finance, executives and auditors all of them; a project manager the projects they manage; a sales
-rep the projects of the customers they own; consultants none yet (assignments come with time entry).
+rep the projects of the customers they own; everybody the projects whose team they are on.
 
 ``contract_version_on`` and ``rate_on`` are the ONE way billing learns the terms of a day.
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Max, Q, QuerySet, Sum
 from django.http import Http404
 
 from backbone.models import Notification, UserProfile
@@ -26,7 +26,7 @@ from customers.models import Deal, PipelineStage
 
 from . import terms as contract_terms
 from .errors import ContractNotInForce, RateMissing
-from .models import BudgetAlert, ChangeOrder, ContractVersion, Project
+from .models import BudgetAlert, ChangeOrder, ContractVersion, EntryStatus, Expense, Project, ProjectMember, TimeEntry
 
 # Roles that see every project (ROLES.md "projects: view").
 _SEE_ALL_PROJECTS = (Role.ADMIN, Role.FINANCE, Role.EXECUTIVE, Role.AUDITOR)
@@ -54,7 +54,8 @@ def projects_visible_to(user) -> QuerySet[Project]:
         scopes.append(Q(project_manager=user))
     if has_role(user, Role.SALES):
         scopes.append(Q(customer__owner=user))
-    # Consultants: the projects they are assigned to, once time entry brings assignments.
+    # Anyone on a project's team (consultants above all) sees it.
+    scopes.append(Q(pk__in=ProjectMember.objects.filter(user=user).values("project_id")))
     if not scopes:
         return Project.objects.none()
     scope = scopes[0]
@@ -229,14 +230,86 @@ class BudgetSummary:
         return format_money(self.planned_amount, self.currency)
 
 
-def project_actuals(project: Project) -> dict[str, tuple[Decimal, Decimal]]:
-    """HOOK for time and expenses: actual (hours, amount) per budget row key of ``project_budget_summary``
-    (``labour:<category slug>`` or a non-labour line's key).
+def _rate_resolver(project: Project):
+    """``rate(category, day)`` with the semantics of ``rate_on`` (the version with the greatest
+    ``effective_from`` on or before the day, ties by number; then the category's rate on the day) from one
+    query of the project's versions, so pricing many entries costs no query per entry. None when missing."""
+    versions: list[ContractVersion] = []
+    cache: dict[tuple[str, dt.date], Decimal | None] = {}
 
-    Empty until time entries and expenses exist (the next issue fills it from approved entries); the budget
-    summary and the budget alerts then show real burn. Nothing here makes actuals up.
-    """
-    return {}
+    def rate(labour_category: str, day: dt.date) -> Decimal | None:
+        key = (labour_category, day)
+        if not versions:  # fetched on the first price asked for: nothing to price costs no query
+            versions.extend(
+                ContractVersion.objects.filter(project=project)
+                .order_by("-effective_from", "-number")
+                .only("effective_from", "number", "terms")
+            )
+        if key not in cache:
+            version = next((v for v in versions if v.effective_from <= day), None)
+            cache[key] = (
+                None
+                if version is None
+                else contract_terms.rate_in_terms(version.terms, labour_category=labour_category, day=day)
+            )
+        return cache[key]
+
+    return rate
+
+
+def _expense_keys(project: Project) -> tuple[dict[str, str], str]:
+    """Where expenses land in the budget summary: the ``expenses:<category>`` line when the budget has one,
+    else its first ``expenses:`` line, else a bare ``expenses`` key (shown nowhere until a line exists)."""
+    keys = list(
+        project.budget_lines.filter(kind="non_labour", key__startswith="expenses:")
+        .order_by("id")
+        .values_list("key", flat=True)
+    )
+    fallback = keys[0] if keys else "expenses"
+    return {key.split(":", 1)[1]: key for key in keys}, fallback
+
+
+def expense_billed_amount(expense) -> Decimal:
+    """The amount with the markup frozen on the expense (rounded to cents, half up)."""
+    markup = expense.markup_percent if expense.billable else Decimal(0)
+    return (expense.amount * (1 + markup / 100)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def project_actuals(project: Project) -> dict[str, tuple[Decimal, Decimal]]:
+    """Actual (hours, amount) per budget row key of ``project_budget_summary`` from approved and billed time
+    (``labour:<category slug>``: hours x the rate in force on each entry's day, adjustments included) and
+    expenses (amount with markup, under the expenses line's key). At most four queries whatever the entries
+    (two when nothing is approved yet)."""
+    counted = (EntryStatus.APPROVED, EntryStatus.BILLED)
+    rate = _rate_resolver(project)
+    actuals: dict[str, tuple[Decimal, Decimal]] = {}
+    per_day = (
+        TimeEntry.objects.filter(project=project, status__in=counted)
+        .values("labour_category", "date")
+        .annotate(total=Sum("hours"))
+        .order_by()
+    )
+    for row in per_day:
+        key = contract_terms.slug_key("labour", row["labour_category"], ())
+        hours, amount = actuals.get(key, (Decimal(0), Decimal(0)))
+        day_rate = rate(row["labour_category"], row["date"]) or Decimal(0)
+        actuals[key] = (hours + row["total"], amount + (row["total"] * day_rate).quantize(Decimal("0.01")))
+    expenses = list(
+        Expense.objects.filter(project=project, status__in=counted).only(
+            "amount", "markup_percent", "billable", "category"
+        )
+    )
+    by_category, fallback = _expense_keys(project) if expenses else ({}, "expenses")
+    for expense in expenses:
+        key = by_category.get(expense.category, fallback)
+        hours, amount = actuals.get(key, (Decimal(0), Decimal(0)))
+        actuals[key] = (hours, amount + expense_billed_amount(expense))
+    return actuals
+
+
+def project_actual_amount(project: Project) -> Decimal:
+    """Everything approved so far (what budget alerts compare with the budget)."""
+    return sum((amount for _, amount in project_actuals(project).values()), Decimal(0))
 
 
 def project_budget_summary(project: Project) -> BudgetSummary:
@@ -482,3 +555,136 @@ def project_managers():
         .distinct()
         .order_by("first_name", "last_name", "username")
     )
+
+
+# --- time and expenses --------------------------------------------------------------------------------
+
+# Roles that see every time entry and expense (ROLES.md: finance all, executives and auditors read, admins).
+_SEE_ALL_ENTRIES = (Role.ADMIN, Role.FINANCE, Role.EXECUTIVE, Role.AUDITOR)
+
+
+def _entries_visible_to(user, model) -> QuerySet:
+    """Own rows for every logger; a project manager also those of their projects; finance, executives,
+    auditors and admins all. One query whatever the rows."""
+    name = model._meta.model_name
+    if not _signed_in(user) or not user.has_perm(f"projects.view_{name}"):
+        return model.objects.none()
+    if user.is_superuser or has_role(user, *_SEE_ALL_ENTRIES):
+        return model.objects.all()
+    scope = Q(person=user)
+    if has_role(user, Role.PROJECT_MANAGER):
+        scope |= Q(project__project_manager=user)
+    return model.objects.filter(scope)
+
+
+def time_entries_visible_to(user) -> QuerySet:
+    return _entries_visible_to(user, TimeEntry)
+
+
+def expenses_visible_to(user) -> QuerySet:
+    return _entries_visible_to(user, Expense)
+
+
+@dataclass(frozen=True)
+class ApprovalQueue:
+    time_entries: list
+    expenses: list
+
+    def __len__(self) -> int:
+        return len(self.time_entries) + len(self.expenses)
+
+
+def approval_queue(*, user, person=None, project: Project | None = None, week: dt.date | None = None) -> ApprovalQueue:
+    """Submitted time and expenses waiting for ``user``: of the projects they manage (admins: all), filtered
+    by person, project and ISO week (its Monday). Two queries whatever the number of entries."""
+    if not _signed_in(user) or is_read_only(user) or not user.has_perm("projects.approve_timeentry"):
+        return ApprovalQueue(time_entries=[], expenses=[])
+    filters = Q(status=EntryStatus.SUBMITTED)
+    if not is_admin(user):
+        filters &= Q(project__project_manager=user)
+    if person is not None:
+        filters &= Q(person=person)
+    if project is not None:
+        filters &= Q(project=project)
+    if week is not None:
+        monday = week - dt.timedelta(days=week.isoweekday() - 1)
+        filters &= Q(date__range=(monday, monday + dt.timedelta(days=6)))
+    related = ("person", "project", "project__customer")
+    return ApprovalQueue(
+        time_entries=list(
+            TimeEntry.objects.filter(filters).select_related(*related, "adjusts").order_by("person", "date", "pk")
+        ),
+        expenses=list(Expense.objects.filter(filters).select_related(*related).order_by("person", "date", "pk")),
+    )
+
+
+@dataclass(frozen=True)
+class UnbilledItem:
+    """One approved, unbilled thing billing will invoice, priced as of its own date."""
+
+    kind: str  # "time", "adjustment" or "expense"
+    entry: Any  # the TimeEntry or Expense (billing passes these back to time_entries_mark_billed)
+    project_id: int
+    date: dt.date
+    description: str
+    labour_category: str
+    quantity: Decimal  # hours for time and adjustments (negative on a downward adjustment), 1 for an expense
+    unit_price: Decimal  # the hourly rate in force on the date, or the expense with markup
+    amount: Decimal
+    currency: str
+    markup_percent: Decimal = Decimal(0)
+
+
+def unbilled_items(*, project: Project | None = None, customer=None, up_to: dt.date) -> list[UnbilledItem]:
+    """The approved, billable, unbilled time, adjustments and expenses dated on or before ``up_to`` of one
+    project or all projects of one customer, each time item priced with the rate card of the contract
+    version in force on its date (``rate_on`` semantics; across a change order's effective date the price
+    changes). A missing rate raises ``RateMissing``: billing must not guess a price.
+
+    Accepted milestones join when milestone acceptance lands. Queries: one for the projects, one per project
+    for its versions, two for the entries."""
+    if (project is None) == (customer is None):
+        raise ValueError("Give a project or a customer.")
+    projects = [project] if project is not None else list(Project.objects.filter(customer=customer).order_by("pk"))
+    by_pk = {p.pk: p for p in projects}
+    rates = {p.pk: _rate_resolver(p) for p in projects}
+    base = Q(project_id__in=list(by_pk), status=EntryStatus.APPROVED, billable=True, date__lte=up_to)
+    items: list[UnbilledItem] = []
+    for entry in TimeEntry.objects.filter(base).order_by("project_id", "date", "pk"):
+        owner = by_pk[entry.project_id]
+        rate = rates[entry.project_id](entry.labour_category, entry.date)
+        if rate is None:
+            rate_on(project=owner, labour_category=entry.labour_category, day=entry.date)  # raises the reason
+        items.append(
+            UnbilledItem(
+                kind="adjustment" if entry.adjusts_id else "time",
+                entry=entry,
+                project_id=entry.project_id,
+                date=entry.date,
+                description=entry.description,
+                labour_category=entry.labour_category,
+                quantity=entry.hours,
+                unit_price=rate,
+                amount=(entry.hours * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+                currency=owner.currency,
+            )
+        )
+    for expense in Expense.objects.filter(base).order_by("project_id", "date", "pk"):
+        amount = expense_billed_amount(expense)
+        items.append(
+            UnbilledItem(
+                kind="expense",
+                entry=expense,
+                project_id=expense.project_id,
+                date=expense.date,
+                description=expense.description,
+                labour_category="",
+                quantity=Decimal(1),
+                unit_price=amount,
+                amount=amount,
+                currency=expense.currency,
+                markup_percent=expense.markup_percent,
+            )
+        )
+    items.sort(key=lambda item: (item.project_id, item.date, item.kind))
+    return items

@@ -139,3 +139,13 @@ def amend(propose, people):
         return services.change_order_approve(actor=people["admin"], change_order=co)
 
     return make
+
+
+@pytest.fixture
+def team(tm_project, people):
+    """The consultant (default category Developer) and the sales rep are on the T&M project's team."""
+    from projects.models import ProjectMember
+
+    ProjectMember.objects.create(project=tm_project, user=people["consultant"], labour_category="Developer")
+    ProjectMember.objects.create(project=tm_project, user=people["sales"], labour_category="Senior consultant")
+    return tm_project

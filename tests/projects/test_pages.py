@@ -328,7 +328,7 @@ def test_project_detail_queries_do_not_grow_with_versions_and_change_orders(
     client.get(detail_url(project))
     with CaptureQueriesContext(connection) as one:
         assert client.get(detail_url(project)).status_code == 200
-    assert len(one) <= 15
+    assert len(one) <= 17  # 15, plus the two queries of approved time and expenses behind the budget's actuals
     services.change_order_approve(actor=people["finance"], change_order=rate_change)
     for index in range(3):
         services.change_order_create(
