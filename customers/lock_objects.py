@@ -23,8 +23,12 @@ def exemption_certificate_for_update(*, pk: int) -> ExemptionCertificate:
 
 
 def deal_for_update(*, pk: int) -> Deal:
-    """The deal row; every quote transition takes it first, so two accepts of one deal queue up here."""
-    return Deal.objects.select_for_update(of=("self",)).select_related("stage", "customer").get(pk=pk)
+    """The deal row; every quote transition takes it first, so two accepts of one deal queue up here.
+
+    No joins: PostgreSQL re-checks a row it waited for against the rows it was joined to when the statement
+    began, so a deal whose stage another transaction just changed would not be found at all.
+    """
+    return Deal.objects.select_for_update(of=("self",)).get(pk=pk)
 
 
 def quote_for_update(*, pk: int) -> Quote:

@@ -29,6 +29,7 @@ from backbone.links import object_url
 from backbone.money import CURRENCY_CODES, MoneyError, format_money, to_decimal
 from backbone.roles import Role, has_role, is_read_only
 from backbone.services import notify, sequence_next
+from customers.lock_objects import deal_for_update
 from customers.models import Customer, Deal, Language, LegalEntity, PipelineStage, Quote
 from customers.services import certificate_document_problem, deal_close_won, quote_accept
 from customers.tax_parties import tax_context_for
@@ -36,7 +37,7 @@ from tax.engines import calculate
 
 from . import selectors
 from . import terms as contract_terms
-from .lock_objects import change_order_for_update, deal_for_update, project_for_update
+from .lock_objects import change_order_for_update, project_for_update
 from .models import (
     BillingRule,
     BudgetAlert,
