@@ -36,7 +36,7 @@ from .models import (
     UnitCode,
 )
 from .selectors import customers_visible_to, legal_entities_visible_to, sales_reps
-from .services import BILLING_FIELDS, CORE_FIELDS
+from .services import BILLING_FIELDS, CORE_FIELDS, LINE_FIELDS, MILESTONE_FIELDS
 
 COUNTRY_BLANK = "Choose a country"
 
@@ -798,19 +798,7 @@ class QuoteLineForm(RowForm):
     tax_category = forms.ChoiceField(choices=PRODUCT_TAX_CATEGORIES, initial=TaxCategory.STANDARD, label="Tax")
     supply_kind = forms.ChoiceField(choices=SupplyKind.CHOICES, initial=SupplyKind.GENERAL_SERVICE, label="Supply")
 
-    FIELDS = (
-        "product",
-        "description",
-        "phase",
-        "billing_model",
-        "labour_category",
-        "quantity",
-        "unit",
-        "unit_price",
-        "discount_percent",
-        "tax_category",
-        "supply_kind",
-    )
+    FIELDS = LINE_FIELDS  # the quote services read and copy exactly these
 
     def __init__(self, *args, products=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -827,7 +815,7 @@ class QuoteMilestoneForm(RowForm):
     )
     acceptance_criteria = forms.CharField(max_length=1000, required=False, label="Accepted when")
 
-    FIELDS = ("name", "phase", "planned_date", "amount", "acceptance_criteria")
+    FIELDS = MILESTONE_FIELDS
 
 
 class BaseQuoteRowFormSet(BaseRowFormSet):

@@ -17,6 +17,7 @@ from simple_history.models import HistoricalRecords
 from backbone.models import PublicModel
 from backbone.money import CURRENCY_CHOICES
 from tax.categories import PRODUCT_TAX_CATEGORIES, TaxCategory
+from tax.context import SupplyKind
 from tax.vatex import VATEX, exemption_codes_for_category_e
 
 hex_colour = RegexValidator(r"^#[0-9A-Fa-f]{6}$", "A brand colour is a hex colour such as #1F6FEB.")
@@ -658,12 +659,8 @@ class QuoteLine(PublicModel):
     tax_category = models.CharField(max_length=2, choices=PRODUCT_TAX_CATEGORIES, default=TaxCategory.STANDARD)
     supply_kind = models.CharField(
         max_length=20,
-        choices=[
-            ("general_service", "General service"),
-            ("electronic_service", "Electronically supplied service"),
-            ("goods", "Goods"),
-        ],
-        default="general_service",
+        choices=SupplyKind.CHOICES,
+        default=SupplyKind.GENERAL_SERVICE,
     )
     net_amount = models.DecimalField(
         max_digits=18, decimal_places=2, default=0, help_text="quantity × unit price less discount, rounded once."

@@ -8,6 +8,8 @@ file, rows added in the app are never touched, and any overlap with them is repo
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -40,9 +42,6 @@ def _overlaps(a_from: dt.date, a_to: dt.date | None, b_from: dt.date, b_to: dt.d
 
 
 def file_digest(data: dict) -> str:
-    import hashlib
-    import json
-
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -18,7 +19,7 @@ from tax.engines import calculate
 from tax.loading import LoadReport, load_rate_data
 from tax.models import Jurisdiction, RateDataLoad, TaxCalculation, TaxRate
 from tax.rates import RATE_KIND_VALUES, RATE_KINDS, load_rate_file
-from tax.registrations import RegistrationInvalid, validate_vat
+from tax.registrations import EU_COUNTRIES, RegistrationInvalid, validate_vat
 from tax.vies import get_vies_adapter
 
 
@@ -138,8 +139,6 @@ def tax_preview(*, context: TaxContext) -> TaxResult:
 
 
 def evidence_digest(*, context: dict, result: dict) -> str:
-    import hashlib
-
     return hashlib.sha256(canonical_json({"context": context, "result": result}).encode()).hexdigest()
 
 
@@ -251,7 +250,7 @@ def registration_check(*, number: str, country: str, online: bool = False, reque
     except RegistrationInvalid:
         return Registration(country=country, number=(number or "").upper(), valid=False, checked_on=today)
     adapter = get_vies_adapter() if online else None
-    if adapter is None or checked.country not in _eu_countries():
+    if adapter is None or checked.country not in EU_COUNTRIES:
         return Registration(country=checked.country, number=checked.number, valid=True, checked_on=today)
     answer = adapter.check(country=checked.country, number=checked.number, requester=requester)
     return Registration(
@@ -262,9 +261,3 @@ def registration_check(*, number: str, country: str, online: bool = False, reque
         checked_on=answer.checked_on,
         consultation_number=answer.consultation_number,
     )
-
-
-def _eu_countries() -> frozenset[str]:
-    from tax.registrations import EU_COUNTRIES
-
-    return EU_COUNTRIES
