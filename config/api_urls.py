@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from customers import api as customers_api
 from projects import api as projects_api
+from projects import import_api, time_api
 from tax import api as tax_api
 
 app_name = "api"
@@ -40,9 +41,12 @@ router.register(
     basename="project-contract-version",
 )
 router.register("change-orders", projects_api.ChangeOrderViewSet, basename="change-order")
+time_api.register(router)
 
 urlpatterns = [
     path("tax/preview/", tax_api.TaxPreviewView.as_view(), name="tax-preview"),
     path("deals/<uuid:id>/win/", projects_api.DealWinView.as_view(), name="deal-win"),
+    path("time-entries/import/", import_api.TimeImportView.as_view(), name="time-entry-import"),
+    *time_api.urlpatterns,
     *router.urls,
 ]

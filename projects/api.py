@@ -17,7 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from backbone.api import (
@@ -35,6 +35,7 @@ from backbone.errors import ValidationFailed
 from backbone.roles import is_read_only
 from customers.models import Deal, Quote
 
+from . import milestones as milestone_services
 from . import selectors, services
 from .models import BillingRule, BudgetLine, ChangeOrder, ContractVersion, Milestone, Project, RateCardEntry
 from .serializers import (
@@ -46,7 +47,9 @@ from .serializers import (
     ChangeOrderSerializer,
     ContractVersionSerializer,
     DealWinSerializer,
+    MilestoneAcceptSerializer,
     MilestoneSerializer,
+    MilestoneWithdrawSerializer,
     ProjectCreateSerializer,
     ProjectSerializer,
     ProjectStatusSerializer,
@@ -245,12 +248,83 @@ class BudgetLineViewSet(_ProjectChildViewSet):
     ordering = ("kind", "id")
 
 
-@extend_schema_view(list=extend_schema(summary="Milestones of a project", parameters=[PROJECT_ID]))
+class MilestonePermissions(ChildPermissions):
+    """Recording acceptance needs ``accept_milestone`` (the project manager of the project and admins; the
+    service narrows it to the project)."""
+
+    NEEDS = {"accept": ("projects.accept_milestone",), "withdraw": ("projects.accept_milestone",)}
+
+    def has_permission(self, request, view) -> bool:
+        needed = self.NEEDS.get(getattr(view, "action", None))
+        if needed is None:
+            return super().has_permission(request, view)
+        user = request.user
+        if not (user and user.is_authenticated) or is_read_only(user):
+            return False
+        return all(user.has_perm(perm) for perm in needed)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Milestones of a project", parameters=[PROJECT_ID]),
+    retrieve=extend_schema(
+        summary="A milestone with its acceptance", parameters=[PROJECT_ID], responses={200: MilestoneSerializer}
+    ),
+)
 @extend_schema(tags=["projects"])
-class MilestoneViewSet(_ProjectChildViewSet):
+class MilestoneViewSet(mixins.RetrieveModelMixin, _ProjectChildViewSet):
+    """A milestone is accepted by the client (recorded by the project manager) and then billed; an accepted
+    milestone with an amount is billable from its acceptance date."""
+
     serializer_class = MilestoneSerializer
     queryset = Milestone.objects.none()
     ordering = ("planned_date", "position", "id")
+    permission_classes = [MilestonePermissions]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("acceptance_recorded_by")
+
+    def get_object(self) -> Milestone:
+        return get_object_or_404(self.get_queryset(), public_id=lookup_public_id(self))
+
+    @extend_schema(
+        summary="Record the client's acceptance of a milestone",
+        description="JSON, or multipart with the signed `document`. 409 when it is already accepted or billed.",
+        parameters=[PROJECT_ID, IDEMPOTENCY_KEY],
+        request={"application/json": MilestoneAcceptSerializer, "multipart/form-data": MilestoneAcceptSerializer},
+        responses={200: MilestoneSerializer, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="accept", serializer_class=MilestoneAcceptSerializer)
+    def accept(self, request, *args, **kwargs):
+        def handler() -> Response:
+            milestone = self.get_object()
+            data = parse(self)
+            milestone = milestone_services.milestone_accept(
+                actor=request.user,
+                milestone=milestone,
+                accepted_by_name=data["accepted_by_name"],
+                accepted_on=data["accepted_on"],
+                note=data.get("note", ""),
+                document=data.get("document"),
+            )
+            return Response(MilestoneSerializer(self.get_queryset().get(pk=milestone.pk)).data)
+
+        return idempotent(request, handler)
+
+    @extend_schema(
+        summary="Withdraw a mistaken acceptance (unbilled milestones only)",
+        parameters=[PROJECT_ID],
+        request=MilestoneWithdrawSerializer,
+        responses={200: MilestoneSerializer, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="withdraw", serializer_class=MilestoneWithdrawSerializer)
+    def withdraw(self, request, *args, **kwargs):
+        milestone = self.get_object()
+        data = parse(self)
+        milestone = milestone_services.milestone_acceptance_withdraw(
+            actor=request.user, milestone=milestone, reason=data["reason"]
+        )
+        return Response(MilestoneSerializer(self.get_queryset().get(pk=milestone.pk)).data)
 
 
 @extend_schema_view(list=extend_schema(summary="Billing rules of a project", parameters=[PROJECT_ID]))

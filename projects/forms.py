@@ -509,6 +509,42 @@ class DealWinForm(forms.Form):
         self.fields["project_manager"].empty_label = "Choose a project manager"
 
 
+# --- milestone acceptance ----------------------------------------------------------------------------------
+
+
+class MilestoneAcceptForm(forms.Form):
+    accepted_by_name = forms.CharField(
+        label="Accepted by (client side)",
+        max_length=120,
+        help_text="The person at the client who accepted the deliverable, e.g. 'Dr. Anna Weber, Head of IT'.",
+    )
+    accepted_on = forms.DateField(
+        label="Accepted on", widget=forms.DateInput(attrs={"type": "date"}), help_text="The day the client accepted."
+    )
+    note = forms.CharField(
+        label="Acceptance note",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Client-facing: it is carried onto the invoice that bills this milestone.",
+    )
+    document = forms.FileField(
+        label="Signed acceptance (optional)",
+        required=False,
+        help_text="PDF, JPEG or PNG, at most 5 MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png"}),
+    )
+
+
+class MilestoneWithdrawForm(forms.Form):
+    reason = forms.CharField(
+        label="Why is the acceptance withdrawn?",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Kept in the history, e.g. 'Recorded on the wrong milestone'.",
+    )
+
+
 # --- mapping service errors back onto the forms -----------------------------------------------------------
 
 

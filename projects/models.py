@@ -172,10 +172,16 @@ class BudgetLine(PublicModel):
         return self.description
 
 
+def milestone_document_path(instance: Milestone, filename: str) -> str:
+    suffix = PurePosixPath(filename).suffix.lower()
+    return f"milestones/{instance.public_id}/{uuid.uuid4().hex}{suffix}"
+
+
 class Milestone(PublicModel):
     class Status(models.TextChoices):
         PLANNED = "planned", "Planned"
         ACCEPTED = "accepted", "Accepted"
+        BILLED = "billed", "Billed"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="milestones")
     key = models.CharField(max_length=40, help_text="Stable key across contract versions.")
@@ -187,11 +193,36 @@ class Milestone(PublicModel):
     amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
     acceptance_criteria = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNED)
+    # The client's acceptance, recorded by the project manager (the note is carried onto the invoice).
+    accepted_by_name = models.CharField("accepted by (client)", max_length=120, blank=True)
+    accepted_on = models.DateField("accepted on", null=True, blank=True)
+    acceptance_note = models.TextField(blank=True, help_text="Client-facing: it appears on the invoice.")
+    acceptance_document = models.FileField(
+        upload_to=milestone_document_path, max_length=300, null=True, blank=True, help_text="The signed acceptance."
+    )
+    acceptance_document_filename = models.CharField(max_length=200, blank=True)
+    acceptance_document_sha256 = models.CharField(max_length=64, blank=True)
+    acceptance_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acceptance_recorded_at = models.DateTimeField(null=True, blank=True)
+    invoice_ref = models.CharField(max_length=60, blank=True, help_text="The invoice that billed it.")
+    billed_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["project", "planned_date", "position", "id"]
-        constraints = [models.UniqueConstraint(fields=["project", "key"], name="milestone_key_unique")]
+        permissions = [("accept_milestone", "Can record a milestone's acceptance by the client")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="milestone_key_unique"),
+            models.CheckConstraint(
+                condition=Q(status="planned") | (Q(accepted_on__isnull=False) & ~Q(accepted_by_name="")),
+                name="milestone_accepted_has_who_and_when",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="billed") | ~Q(invoice_ref=""), name="milestone_billed_names_invoice"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

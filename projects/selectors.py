@@ -26,7 +26,17 @@ from customers.models import Deal, PipelineStage
 
 from . import terms as contract_terms
 from .errors import ContractNotInForce, RateMissing
-from .models import BudgetAlert, ChangeOrder, ContractVersion, EntryStatus, Expense, Project, ProjectMember, TimeEntry
+from .models import (
+    BudgetAlert,
+    ChangeOrder,
+    ContractVersion,
+    EntryStatus,
+    Expense,
+    Milestone,
+    Project,
+    ProjectMember,
+    TimeEntry,
+)
 
 # Roles that see every project (ROLES.md "projects: view").
 _SEE_ALL_PROJECTS = (Role.ADMIN, Role.FINANCE, Role.EXECUTIVE, Role.AUDITOR)
@@ -557,6 +567,29 @@ def project_managers():
     )
 
 
+# --- milestones ---------------------------------------------------------------------------------------
+
+
+def milestone_acceptance_refusal(*, user, project: Project) -> str | None:
+    """Why ``user`` may not record (or withdraw) the client's acceptance of ``project``'s milestones, or None:
+    its project manager and admins may (ROLES.md)."""
+    if not _signed_in(user):
+        return "Sign in to make changes."
+    if is_read_only(user) or not user.has_perm("projects.accept_milestone"):
+        return "Your role does not record milestone acceptance."
+    if is_admin(user) or (has_role(user, Role.PROJECT_MANAGER) and project.project_manager_id == user.pk):
+        return None
+    return f"Only the project manager of {project.number} records its milestones' acceptance."
+
+
+def access_milestone(*, user, project: Project, public_id) -> Milestone:
+    """A milestone of a project ``user`` may see (the caller checked the project); else 404."""
+    try:
+        return project.milestones.select_related("project", "acceptance_recorded_by").get(public_id=public_id)
+    except (Milestone.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
+        raise Http404("No such milestone.") from exc
+
+
 # --- time and expenses --------------------------------------------------------------------------------
 
 # Roles that see every time entry and expense (ROLES.md: finance all, executives and auditors read, admins).
@@ -622,8 +655,9 @@ def approval_queue(*, user, person=None, project: Project | None = None, week: d
 class UnbilledItem:
     """One approved, unbilled thing billing will invoice, priced as of its own date."""
 
-    kind: str  # "time", "adjustment" or "expense"
-    entry: Any  # the TimeEntry or Expense (billing passes these back to time_entries_mark_billed)
+    kind: str  # "time", "adjustment", "expense" or "milestone"
+    entry: Any  # the TimeEntry, Expense (billing passes these back to time_entries_mark_billed) or Milestone
+    # (back to milestones.milestones_mark_billed)
     project_id: int
     date: dt.date
     description: str
@@ -633,6 +667,8 @@ class UnbilledItem:
     amount: Decimal
     currency: str
     markup_percent: Decimal = Decimal(0)
+    phase: str = ""  # a milestone's phase
+    note: str = ""  # a milestone's acceptance note, carried onto the invoice
 
 
 def unbilled_items(*, project: Project | None = None, customer=None, up_to: dt.date) -> list[UnbilledItem]:
@@ -641,8 +677,8 @@ def unbilled_items(*, project: Project | None = None, customer=None, up_to: dt.d
     version in force on its date (``rate_on`` semantics; across a change order's effective date the price
     changes). A missing rate raises ``RateMissing``: billing must not guess a price.
 
-    Accepted milestones join when milestone acceptance lands. Queries: one for the projects, one per project
-    for its versions, two for the entries."""
+    Accepted milestones with an amount (fixed-fee instalments) are items dated on their acceptance, with the
+    acceptance note. Queries: one for the projects, one per project for its versions, three for the items."""
     if (project is None) == (customer is None):
         raise ValueError("Give a project or a customer.")
     projects = [project] if project is not None else list(Project.objects.filter(customer=customer).order_by("pk"))
@@ -684,6 +720,26 @@ def unbilled_items(*, project: Project | None = None, customer=None, up_to: dt.d
                 amount=amount,
                 currency=expense.currency,
                 markup_percent=expense.markup_percent,
+            )
+        )
+    accepted = Milestone.objects.filter(
+        project_id__in=list(by_pk), status=Milestone.Status.ACCEPTED, accepted_on__lte=up_to, amount__gt=0
+    ).order_by("project_id", "accepted_on", "position", "pk")
+    for milestone in accepted:
+        items.append(
+            UnbilledItem(
+                kind="milestone",
+                entry=milestone,
+                project_id=milestone.project_id,
+                date=milestone.accepted_on,
+                description=milestone.name,
+                labour_category="",
+                quantity=Decimal(1),
+                unit_price=milestone.amount,
+                amount=milestone.amount,
+                currency=by_pk[milestone.project_id].currency,
+                phase=milestone.phase,
+                note=milestone.acceptance_note,
             )
         )
     items.sort(key=lambda item: (item.project_id, item.date, item.kind))

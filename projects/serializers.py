@@ -262,8 +262,18 @@ class MilestoneSerializer(ServiceModelSerializer):
             "amount",
             "acceptance_criteria",
             "status",
+            "accepted_by_name",
+            "accepted_on",
+            "acceptance_note",
+            "acceptance_document_filename",
+            "acceptance_document_sha256",
+            "acceptance_recorded_by",
+            "acceptance_recorded_at",
+            "invoice_ref",
         ]
         read_only_fields = fields
+
+    acceptance_recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     def get_slipped(self, milestone: Milestone) -> bool:
         return milestone.planned_date > milestone.baseline_date
@@ -472,6 +482,21 @@ class ChangeOrderSerializer(ServiceModelSerializer):
 
 class ChangeOrderRejectSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="Why it is sent back; the proposer is told.")
+
+
+class MilestoneAcceptSerializer(serializers.Serializer):
+    accepted_by_name = serializers.CharField(max_length=120, help_text="Who accepted it on the client side.")
+    accepted_on = serializers.DateField(help_text="The day the client accepted (not in the future).")
+    note = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, help_text="Carried onto the invoice that bills it."
+    )
+    document = serializers.FileField(
+        required=False, allow_null=True, help_text="The signed acceptance: PDF, JPEG or PNG, at most 5 MB."
+    )
+
+
+class MilestoneWithdrawSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Why the acceptance record is withdrawn.")
 
 
 # --- the handoff --------------------------------------------------------------------------------------

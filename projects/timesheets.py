@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import PurePosixPath
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -328,6 +329,14 @@ def _validate_expense(*, expense: Expense, errors: _Errors) -> None:
         errors.add("description", "Describe the expense: the description appears on the invoice.")
 
 
+def _expense_markup(project: Project) -> Decimal:
+    """The markup % of the project's expenses billing rule now (0 without one); frozen on the expense."""
+    markup = (
+        BillingRule.objects.filter(project=project, model="expenses").values_list("markup_percent", flat=True).first()
+    )
+    return markup if markup is not None else Decimal(0)
+
+
 @transaction.atomic
 def expense_create(
     *,
@@ -345,9 +354,6 @@ def expense_create(
     _require_logger(actor, Expense)
     project = Project.objects.get(pk=project.pk)  # its status now, not the caller's copy
     _require_member(actor, project)
-    markup = (
-        BillingRule.objects.filter(project=project, model="expenses").values_list("markup_percent", flat=True).first()
-    )
     expense = Expense(
         person=actor,
         project=project,
@@ -357,7 +363,7 @@ def expense_create(
         currency=currency or project.currency,
         description=(description or "").strip(),
         billable=bool(billable),
-        markup_percent=markup if (markup is not None and billable) else Decimal(0),
+        markup_percent=_expense_markup(project) if billable else Decimal(0),
     )
     errors = _Errors()
     _validate_expense(expense=expense, errors=errors)
@@ -383,9 +389,13 @@ def expense_update(*, actor, expense: Expense, data: Mapping[str, Any]) -> Expen
     errors = _Errors()
     if period_is_locked(expense.date):
         errors.add("date", f"{expense.date.strftime('%B %Y')} is locked by finance; nothing dated in it can change.")
+    was_billable = expense.billable
     for field in _EXPENSE_FIELDS:
         if field in data:
             setattr(expense, field, data[field])
+    expense.billable = bool(expense.billable)
+    if expense.billable != was_billable:  # the markup follows: the project's rule when billable, else none
+        expense.markup_percent = _expense_markup(expense.project) if expense.billable else Decimal(0)
     _validate_expense(expense=expense, errors=errors)
     if data.get("receipt") is not None:
         _receipt(errors, expense, data["receipt"])
@@ -523,7 +533,7 @@ def _decide(*, actor, entries: Sequence[Entry], status: str, reason: str = "") -
             )
     else:
         people = {row.person_id for items in rows.values() for row in items}
-        for person in type(actor).objects.filter(pk__in=people).order_by("pk"):
+        for person in get_user_model().objects.filter(pk__in=people).order_by("pk"):
             notify(users=[person], title="Time or expenses returned to you", body=f"{actor}: {reason}")
     return sum(len(items) for items in rows.values())
 
@@ -588,3 +598,47 @@ def period_lock(*, actor, month: dt.date) -> LockedPeriod:
     if LockedPeriod.objects.filter(month=first).exists():
         raise Conflict(f"{first.strftime('%B %Y')} is already locked.", field="month")
     return LockedPeriod.objects.create(month=first, locked_by=actor, locked_at=timezone.now())
+
+
+# --- timesheet rows (the weekly grid) -------------------------------------------------------------------
+
+
+@transaction.atomic
+def timesheet_row_update(
+    *,
+    actor,
+    week_start: dt.date,
+    project: Project,
+    labour_category: str,
+    description: str,
+    billable: bool,
+) -> int:
+    """Give every editable (draft or rejected) entry of one grid row — ``actor``'s time on ``project`` in
+    ``labour_category`` during the ISO week of ``week_start`` — the row's client-facing description and
+    billable flag; returns how many changed. All or nothing: each entry goes through ``time_entry_update``
+    (its rules, history and audit), and the first refusal, named with its day, undoes the others. Submitted,
+    approved and billed entries keep theirs; adjustments are not rows of the grid and are left alone."""
+    _require_logger(actor, TimeEntry)
+    first, last = _week(week_start)
+    entries = list(
+        TimeEntry.objects.filter(
+            person=actor,
+            project=project,
+            labour_category=labour_category,
+            date__range=(first, last),
+            adjusts__isnull=True,
+            status__in=EDITABLE_STATUSES,
+        ).order_by("date", "pk")
+    )
+    data = {"description": (description or "").strip(), "billable": bool(billable)}
+    changed = 0
+    for entry in entries:
+        if (entry.description, entry.billable) == (data["description"], data["billable"]):
+            continue
+        try:
+            time_entry_update(actor=actor, entry=entry, data=data)
+        except ValidationFailed as exc:
+            day = entry.date.strftime("%a %d %b")
+            raise ValidationFailed(f"{day}: {exc.message}", field=exc.field, errors=exc.errors) from exc
+        changed += 1
+    return changed

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import expense_urls, import_urls, milestone_views, timesheet_urls, views
 
 app_name = "projects"
 
@@ -21,4 +21,22 @@ urlpatterns = [
     ),
     path("change-orders/<uuid:public_id>/reject/", views.ChangeOrderRejectView.as_view(), name="change-order-reject"),
     path("deals/<uuid:public_id>/win/", views.DealWinView.as_view(), name="deal-win"),
+    path(
+        "<uuid:public_id>/milestones/<uuid:milestone_id>/",
+        milestone_views.MilestoneAcceptView.as_view(),
+        name="milestone-accept",
+    ),
+    path(
+        "<uuid:public_id>/milestones/<uuid:milestone_id>/withdraw/",
+        milestone_views.MilestoneWithdrawView.as_view(),
+        name="milestone-withdraw",
+    ),
+    path(
+        "<uuid:public_id>/milestones/<uuid:milestone_id>/document/",
+        milestone_views.MilestoneDocumentView.as_view(),
+        name="milestone-document",
+    ),
+    *timesheet_urls.urlpatterns,
+    *expense_urls.urlpatterns,
+    *import_urls.urlpatterns,
 ]

@@ -181,6 +181,30 @@ class ProjectDetailView(Guarded):
         return _project_detail(request, s.access_project(user=request.user, public_id=public_id))
 
 
+def _project_links(user, project: Project) -> list[dict[str, str]]:
+    """The project's team, and the time and expense pages filtered to it, for those who may open them."""
+    team = {"public_id": project.public_id}
+    wanted = [
+        ("Team", "projects:project-team", team, "", "people", "projects.view_projectmember"),
+        ("Log time", "projects:timesheet", {}, "", "calendar-week", "projects.add_timeentry"),
+        ("Expenses", "projects:expense-list", {}, f"?project={project.public_id}", "receipt", "projects.view_expense"),
+        (
+            "Waiting for approval",
+            "projects:approval-queue",
+            {},
+            f"?project={project.public_id}",
+            "check2-square",
+            "projects.approve_timeentry",
+        ),
+    ]
+    links = []
+    for label, name, kwargs, query, icon, perm in wanted:
+        url = _url(name, **kwargs)
+        if url and user.has_perm(perm):
+            links.append({"label": label, "url": url + query, "icon": icon})
+    return links
+
+
 def _project_detail(request, project: Project, *, status_form=None, status: int = 200) -> HttpResponse:
     user = request.user
     today = timezone.localdate()
@@ -206,6 +230,7 @@ def _project_detail(request, project: Project, *, status_form=None, status: int 
         if project.deal_id and user.has_perm("customers.view_deal")
         else None,
     }
+    context["links"] = _project_links(user, project)
     if can["budget"]:
         summary = s.project_budget_summary(project)
         context.update(
@@ -243,6 +268,7 @@ def _project_detail(request, project: Project, *, status_form=None, status: int 
             }
             for milestone in project.milestones.all()
         ]
+        context["can_accept_milestones"] = s.milestone_acceptance_refusal(user=user, project=project) is None
     if can["billing"]:
         context["billing_rules"] = [
             {

@@ -54,7 +54,11 @@ from customers.services import (
     quote_send,
 )
 from customers.tasks import quote_pdf_render
+from projects.members import project_member_add
+from projects.milestones import milestone_accept
+from projects.models import Milestone
 from projects.services import change_order_create, deal_win
+from projects.timesheets import expense_create, time_entry_create
 from tax.context import TaxContext
 from tax.models import TaxCalculation, TaxRate
 from tax.services import tax_calculation_record, tax_rates_load
@@ -146,6 +150,45 @@ _MATRIX = {
     "projects:change-order-approve":        (LOGIN, 403,   405,   403,   405,   405,   403,   405),
     "projects:change-order-reject":         (LOGIN, 403,   405,   403,   405,   405,   403,   405),
     "projects:deal-win":                    (LOGIN, 200,   403,   403,   403,   403,   403,   200),
+    "projects:milestone-accept":            (LOGIN, 200,   200,   404,   200,   200,   200,   200),
+    "projects:time-import":                 (LOGIN, 200,   200,   200,   403,   403,   403,   200),
+    "projects:timesheet":                   (LOGIN, 200,   200,   200,   403,   403,   403,   200),
+    "projects:timesheet-cell":              (LOGIN, 405,   405,   405,   403,   403,   403,   405),
+    "projects:timesheet-row":               (LOGIN, 405,   405,   405,   403,   403,   403,   405),
+    "projects:timesheet-row-add":           (LOGIN, 405,   405,   405,   403,   403,   403,   405),
+    "projects:timesheet-row-remove":        (LOGIN, 405,   405,   405,   403,   403,   403,   405),
+    "projects:timesheet-copy":              (LOGIN, 405,   405,   405,   403,   403,   403,   405),
+    "projects:timesheet-submit":            (LOGIN, 405,   405,   405,   403,   403,   403,   405),
+    "projects:approval-queue":              (LOGIN, 403,   200,   403,   403,   403,   200,   200),
+    "projects:approval-decide":             (LOGIN, 403,   405,   403,   403,   403,   403,   405),
+    "projects:expense-list":                (LOGIN, 200,   200,   200,   200,   200,   200,   200),
+    "projects:expense-create":              (LOGIN, 200,   200,   200,   403,   403,   403,   200),
+    "projects:expense-edit":                (LOGIN, 404,   200,   404,   403,   403,   403,   404),
+    "projects:expense-delete":              (LOGIN, 404,   200,   404,   403,   403,   403,   404),
+    "projects:expense-receipt":             (LOGIN, 404,   200,   404,   200,   200,   200,   200),
+    "projects:expense-submit-week":         (LOGIN, 405,   405,   405,   403,   403,   403,   405),
+    "projects:period-list":                 (LOGIN, 200,   200,   200,   200,   200,   200,   200),
+    "projects:period-lock":                 (LOGIN, 403,   403,   403,   200,   403,   403,   200),
+    "projects:project-team":                (LOGIN, 200,   200,   404,   200,   200,   200,   200),
+    "projects:project-team-add":            (LOGIN, 403,   405,   403,   403,   403,   403,   405),
+    "projects:project-team-member":         (LOGIN, 403,   405,   403,   403,   403,   403,   405),
+    "projects:project-team-remove":         (LOGIN, 403,   200,   403,   403,   403,   403,   200),
+    "api:time-entry-import":                (401,   405,   405,   405,   403,   403,   403,   405),
+    "api:time-entry-list":                  (401,   200,   200,   200,   200,   200,   200,   200),
+    "api:time-entry-detail":                (401,   404,   200,   404,   200,   200,   200,   200),
+    "api:time-entry-adjust":                (401,   405,   405,   405,   405,   405,   405,   405),
+    "api:expense-list":                     (401,   200,   200,   200,   200,   200,   200,   200),
+    "api:expense-detail":                   (401,   404,   200,   404,   200,   200,   200,   200),
+    "api:expense-receipt":                  (401,   404,   200,   404,   200,   200,   200,   200),
+    "api:timesheet-submit":                 (401,   405,   405,   405,   403,   403,   403,   405),
+    "api:approval-list":                    (401,   403,   200,   403,   403,   403,   200,   200),
+    "api:approval-approve":                 (401,   403,   405,   403,   403,   403,   403,   405),
+    "api:approval-reject":                  (401,   403,   405,   403,   403,   403,   403,   405),
+    "api:locked-period-list":               (401,   200,   200,   200,   200,   200,   200,   200),
+    "api:project-member-list":              (401,   200,   200,   404,   200,   200,   200,   200),
+    "api:project-member-detail":            (401,   200,   200,   404,   200,   200,   200,   200),
+    "projects:milestone-withdraw":          (LOGIN, 403,   405,   403,   403,   403,   403,   405),
+    "projects:milestone-document":          (LOGIN, 200,   200,   404,   200,   200,   200,   200),
     "notifications":                        (LOGIN, 200,   200,   200,   200,   200,   200,   200),
     "notification-read":                    (LOGIN, 405,   405,   405,   405,   405,   403,   405),
     "api:project-list":                     (401,   200,   200,   200,   200,   200,   200,   200),
@@ -156,6 +199,9 @@ _MATRIX = {
     "api:project-rate-card-list":           (401,   200,   200,   404,   200,   200,   200,   200),
     "api:project-budget-line-list":         (401,   200,   200,   403,   200,   200,   200,   200),
     "api:project-milestone-list":           (401,   200,   200,   404,   200,   200,   200,   200),
+    "api:project-milestone-detail":         (401,   200,   200,   404,   200,   200,   200,   200),
+    "api:project-milestone-accept":         (401,   405,   405,   405,   405,   405,   405,   405),
+    "api:project-milestone-withdraw":       (401,   405,   405,   405,   405,   405,   405,   405),
     "api:project-billing-rule-list":        (401,   200,   200,   403,   200,   200,   200,   200),
     "api:project-contract-version-list":    (401,   200,   200,   403,   200,   200,   200,   200),
     "api:project-contract-version-detail":  (401,   200,   200,   403,   200,   200,   200,   200),
@@ -251,6 +297,37 @@ KWARGS = {
     "api:project-rate-card-list": lambda w: {"project_id": w["project"].public_id},
     "api:project-budget-line-list": lambda w: {"project_id": w["project"].public_id},
     "api:project-milestone-list": lambda w: {"project_id": w["project"].public_id},
+    "api:project-milestone-detail": lambda w: {"project_id": w["project"].public_id, "id": w["milestone"].public_id},
+    "api:project-milestone-accept": lambda w: {"project_id": w["project"].public_id, "id": w["milestone"].public_id},
+    "api:project-milestone-withdraw": lambda w: {
+        "project_id": w["project"].public_id,
+        "id": w["milestone"].public_id,
+    },
+    "api:time-entry-detail": lambda w: {"id": w["time_entry"].public_id},
+    "api:time-entry-adjust": lambda w: {"id": w["time_entry"].public_id},
+    "api:expense-detail": lambda w: {"id": w["expense"].public_id},
+    "api:expense-receipt": lambda w: {"id": w["expense"].public_id},
+    "api:project-member-list": lambda w: {"project_id": w["project"].public_id},
+    "api:project-member-detail": lambda w: {"project_id": w["project"].public_id, "id": w["member"].public_id},
+    "projects:expense-edit": lambda w: {"public_id": w["expense"].public_id},
+    "projects:expense-delete": lambda w: {"public_id": w["expense"].public_id},
+    "projects:expense-receipt": lambda w: {"public_id": w["expense"].public_id},
+    "projects:project-team": lambda w: {"public_id": w["project"].public_id},
+    "projects:project-team-add": lambda w: {"public_id": w["project"].public_id},
+    "projects:project-team-member": lambda w: {"public_id": w["member"].public_id},
+    "projects:project-team-remove": lambda w: {"public_id": w["member"].public_id},
+    "projects:milestone-accept": lambda w: {
+        "public_id": w["project"].public_id,
+        "milestone_id": w["milestone"].public_id,
+    },
+    "projects:milestone-withdraw": lambda w: {
+        "public_id": w["project"].public_id,
+        "milestone_id": w["milestone"].public_id,
+    },
+    "projects:milestone-document": lambda w: {
+        "public_id": w["project"].public_id,
+        "milestone_id": w["milestone"].public_id,
+    },
     "api:project-billing-rule-list": lambda w: {"project_id": w["project"].public_id},
     "api:project-contract-version-list": lambda w: {"project_id": w["project"].public_id},
     "api:project-contract-version-detail": lambda w: {
@@ -438,6 +515,39 @@ def world(django_db_setup, django_db_blocker):
         )
         quote_send(user=people[Role.SALES], quote=sent_quote)
         quote_pdf_render(sent_quote.pk)  # the task runs after commit; the world never commits
+        milestone = Milestone.objects.create(  # T&M projects carry no quote milestones; one signed-off deliverable
+            project=project,
+            key="kickoff",
+            name="Kick-off report",
+            planned_date=today - datetime.timedelta(days=10),
+            baseline_date=today - datetime.timedelta(days=10),
+            amount=Decimal("1500.00"),
+        )
+        milestone = milestone_accept(
+            actor=people[Role.PROJECT_MANAGER],
+            milestone=milestone,
+            accepted_by_name="Ida Berg",
+            accepted_on=today - datetime.timedelta(days=5),
+            document=SimpleUploadedFile("signed.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf"),
+        )
+        member = project_member_add(actor=people[Role.PROJECT_MANAGER], project=project, user=people[Role.SALES])
+        expense = expense_create(
+            actor=people[Role.PROJECT_MANAGER],
+            project=project,
+            date=today,
+            category="travel",
+            amount="84.50",
+            description="Train to the kick-off",
+            receipt=SimpleUploadedFile("ticket.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf"),
+        )
+        time_entry = time_entry_create(
+            actor=people[Role.PROJECT_MANAGER],
+            project=project,
+            date=today,
+            hours="1",
+            labour_category="Developer",
+            description="Kick-off preparation",
+        )
         open_deal = DealFactory(customer=customer, owner=people[Role.SALES], legal_entity=legal_entity)
         tm_quote(open_deal, planned_start=today, planned_end=today + datetime.timedelta(days=90))
         yield {
@@ -445,6 +555,10 @@ def world(django_db_setup, django_db_blocker):
             "project": project,
             "contract_version": project.contract_versions.get(number=1),
             "change_order": change_order,
+            "milestone": milestone,
+            "member": member,
+            "expense": expense,
+            "time_entry": time_entry,
             "open_deal": open_deal,
             "deal": deal,
             "draft_quote": draft_quote,

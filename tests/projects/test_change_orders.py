@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
 from backbone.models import Notification
 from projects import selectors, services
+from projects.milestones import milestone_accept
 from projects.models import BudgetLine, ChangeOrder, ContractVersion, Milestone, Project
 
 pytestmark = pytest.mark.django_db
@@ -135,7 +136,12 @@ def test_the_acceptance_file_is_checked_and_kept(tm_project, people):
 
 
 def test_an_accepted_milestone_cannot_be_removed(fixed_project, people):
-    Milestone.objects.filter(project=fixed_project, key="milestone:1").update(status=Milestone.Status.ACCEPTED)
+    milestone_accept(
+        actor=people["pm"],
+        milestone=Milestone.objects.get(project=fixed_project, key="milestone:1"),
+        accepted_by_name="Ida Berg",
+        accepted_on=dt.date(2026, 4, 30),
+    )
     with pytest.raises(ValidationFailed) as caught:
         _create(fixed_project, people["pm"], [{"op": "milestone.remove", "key": "milestone:1"}])
     assert "accepted by the customer" in caught.value.errors["changes.0.key"][0]

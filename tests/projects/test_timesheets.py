@@ -14,7 +14,7 @@ from backbone.history import audit_chain_verify
 from backbone.models import AuditEntry, Notification
 from projects import selectors, services
 from projects import timesheets as ts
-from projects.models import BudgetAlert, EntryStatus, ProjectMember, TimeEntry
+from projects.models import BudgetAlert, EntryStatus, Expense, ProjectMember, TimeEntry
 
 MON = dt.date(2026, 3, 9)  # a Monday inside the T&M project (2026-03-02 … 2026-08-31)
 PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
@@ -356,6 +356,16 @@ def test_expense_takes_the_markup_of_the_projects_expenses_rule(team, people):
     expense = spend(people["consultant"], team)
     assert (expense.markup_percent, expense.currency, expense.status) == (Decimal("10.00"), "EUR", "draft")
     assert spend(people["consultant"], team, billable=False).markup_percent == 0
+
+
+def test_making_an_expense_billable_or_not_brings_or_drops_the_markup(team, people):
+    con = people["consultant"]
+    expense = ts.expense_update(actor=con, expense=spend(con, team, billable=False), data={"billable": True})
+    assert expense.markup_percent == Decimal("10.00")
+    expense = ts.expense_update(actor=con, expense=expense, data={"billable": False})
+    assert Expense.objects.get(pk=expense.pk).markup_percent == 0
+    unchanged = ts.expense_update(actor=con, expense=spend(con, team), data={"description": "Taxi"})
+    assert unchanged.markup_percent == Decimal("10.00")
 
 
 @pytest.mark.parametrize(

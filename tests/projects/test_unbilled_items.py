@@ -75,7 +75,7 @@ def test_only_approved_billable_unbilled_items_up_to_the_date_with_adjustments_a
 
 def test_by_customer_covers_all_its_projects_in_constant_queries(team, people, customer, django_assert_num_queries):
     approve(people, submitted(people["sales"], team, *[MON + dt.timedelta(days=d) for d in range(10)], hours="1"))
-    with django_assert_num_queries(4):  # projects, versions of the one project, time, expenses
+    with django_assert_num_queries(5):  # projects, versions of the one project, time, expenses, milestones
         items = selectors.unbilled_items(customer=customer, up_to=dt.date(2026, 8, 31))
     assert len(items) == 10 and {i.project_id for i in items} == {team.pk}
     with pytest.raises(ValueError):
@@ -83,7 +83,8 @@ def test_by_customer_covers_all_its_projects_in_constant_queries(team, people, c
 
 
 def test_a_rate_that_went_missing_is_refused_not_guessed(team, people):
-    (entry,) = approve(people, submitted(people["sales"], team, MON))
-    TimeEntry.objects.filter(pk=entry.pk).update(labour_category="Architect")
+    (entry,) = submitted(people["sales"], team, MON)
+    TimeEntry.objects.filter(pk=entry.pk).update(labour_category="Architect")  # before approval locks it
+    approve(people, [entry])
     with pytest.raises(RateMissing, match="Architect"):
         selectors.unbilled_items(project=team, up_to=MON)
