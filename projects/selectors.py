@@ -620,20 +620,42 @@ def expenses_visible_to(user) -> QuerySet:
 
 @dataclass(frozen=True)
 class ApprovalQueue:
+    """One page of the queue: ``time_entries`` and ``expenses`` from ``offset`` on, at most ``limit`` of each,
+    with the totals of everything that matches."""
+
     time_entries: list
     expenses: list
+    time_total: int = 0
+    expense_total: int = 0
 
     def __len__(self) -> int:
         return len(self.time_entries) + len(self.expenses)
 
+    @property
+    def total(self) -> int:
+        return self.time_total + self.expense_total
 
-def approval_queue(*, user, person=None, project: Project | None = None, week: dt.date | None = None) -> ApprovalQueue:
-    """Submitted time and expenses waiting for ``user``: of the projects they manage (admins: all), filtered
-    by person, project and ISO week (its Monday). Two queries whatever the number of entries."""
-    if not _signed_in(user) or is_read_only(user) or not user.has_perm("projects.approve_timeentry"):
+
+def approval_queue(
+    *,
+    user,
+    person=None,
+    project: Project | None = None,
+    week: dt.date | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> ApprovalQueue:
+    """Submitted time and expenses waiting for ``user``: of the projects they manage (admins: all; auditors
+    read all of them), filtered by person, project and ISO week (any day of it), ordered by person and date.
+    ``limit``/``offset`` page each list. Two queries for the rows and two for the totals, whatever the number
+    of entries."""
+    if not _signed_in(user) or not (user.has_perm("projects.approve_timeentry") or is_read_only(user)):
         return ApprovalQueue(time_entries=[], expenses=[])
     filters = Q(status=EntryStatus.SUBMITTED)
-    if not is_admin(user):
+    if is_read_only(user):
+        if not user.has_perm("projects.view_timeentry"):
+            return ApprovalQueue(time_entries=[], expenses=[])
+    elif not is_admin(user):
         filters &= Q(project__project_manager=user)
     if person is not None:
         filters &= Q(person=person)
@@ -643,11 +665,16 @@ def approval_queue(*, user, person=None, project: Project | None = None, week: d
         monday = week - dt.timedelta(days=week.isoweekday() - 1)
         filters &= Q(date__range=(monday, monday + dt.timedelta(days=6)))
     related = ("person", "project", "project__customer")
+    end = None if limit is None else offset + limit
+    time_rows = TimeEntry.objects.filter(filters).select_related(*related, "adjusts").order_by("person", "date", "pk")
+    expense_rows = Expense.objects.filter(filters).select_related(*related).order_by("person", "date", "pk")
+    time_entries, expenses = list(time_rows[offset:end]), list(expense_rows[offset:end])
+    paged = limit is not None or offset
     return ApprovalQueue(
-        time_entries=list(
-            TimeEntry.objects.filter(filters).select_related(*related, "adjusts").order_by("person", "date", "pk")
-        ),
-        expenses=list(Expense.objects.filter(filters).select_related(*related).order_by("person", "date", "pk")),
+        time_entries=time_entries,
+        expenses=expenses,
+        time_total=TimeEntry.objects.filter(filters).count() if paged else len(time_entries),
+        expense_total=Expense.objects.filter(filters).count() if paged else len(expenses),
     )
 
 

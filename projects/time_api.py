@@ -14,7 +14,6 @@ import uuid
 from pathlib import PurePosixPath
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path
@@ -26,6 +25,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
+from rest_framework.utils.urls import replace_query_param
 
 from backbone.api import (
     IDEMPOTENCY_KEY,
@@ -401,33 +401,6 @@ class _ApprovalPermissions(permissions.BasePermission):
         return user.has_perm("projects.approve_timeentry")
 
 
-def _approval_queue(*, user, person, project: Project | None, week: dt.date | None) -> selectors.ApprovalQueue:
-    """The deciders' queue from ``selectors.approval_queue``; auditors (who decide nothing, so that selector
-    gives them nothing) read what waits in every project, through the visibility selectors."""
-    if not is_read_only(user):
-        return selectors.approval_queue(user=user, person=person, project=project, week=week)
-    scope = Q(status=EntryStatus.SUBMITTED)
-    if person is not None:
-        scope &= Q(person=person)
-    if project is not None:
-        scope &= Q(project=project)
-    if week is not None:
-        monday = _monday(week)
-        scope &= Q(date__range=(monday, monday + dt.timedelta(days=6)))
-    related = ("person", "project", "project__customer")
-    return selectors.ApprovalQueue(
-        time_entries=list(
-            selectors.time_entries_visible_to(user)
-            .filter(scope)
-            .select_related(*related, "adjusts")
-            .order_by("person", "date", "pk")
-        ),
-        expenses=list(
-            selectors.expenses_visible_to(user).filter(scope).select_related(*related).order_by("person", "date", "pk")
-        ),
-    )
-
-
 class ApprovalQueueView(generics.GenericAPIView):
     permission_classes = [_ApprovalPermissions]
     auditors_read = True
@@ -462,11 +435,27 @@ class ApprovalQueueView(generics.GenericAPIView):
             person = get_user_model().objects.filter(username=wanted["person"]).first()
         if wanted.get("project"):
             project = selectors.projects_visible_to(request.user).filter(public_id=wanted["project"]).first()
+        limit, offset = wanted["limit"], wanted["offset"]
         if (wanted.get("person") and person is None) or (wanted.get("project") and project is None):
             queue = selectors.ApprovalQueue(time_entries=[], expenses=[])
         else:
-            queue = _approval_queue(user=request.user, person=person, project=project, week=wanted.get("week"))
-        body = {"count": len(queue), "time_entries": queue.time_entries, "expenses": queue.expenses}
+            queue = selectors.approval_queue(
+                user=request.user, person=person, project=project, week=wanted.get("week"), limit=limit, offset=offset
+            )
+
+        def page(at: int) -> str:
+            return replace_query_param(replace_query_param(request.build_absolute_uri(), "offset", at), "limit", limit)
+
+        more = offset + limit < max(queue.time_total, queue.expense_total)
+        body = {
+            "count": queue.total,
+            "time_entries_count": queue.time_total,
+            "expenses_count": queue.expense_total,
+            "next": page(offset + limit) if more else None,
+            "previous": page(max(offset - limit, 0)) if offset else None,
+            "time_entries": queue.time_entries,
+            "expenses": queue.expenses,
+        }
         return Response(ApprovalQueueSerializer(body, context=self.get_serializer_context()).data)
 
 

@@ -218,15 +218,23 @@ class QueueExpenseSerializer(ExpenseSerializer):
 
 
 class ApprovalQueueSerializer(serializers.Serializer):
-    count = serializers.IntegerField(help_text="Time entries and expenses together.")
-    time_entries = QueueTimeEntrySerializer(many=True)
-    expenses = QueueExpenseSerializer(many=True)
+    count = serializers.IntegerField(help_text="All matching time entries and expenses together.")
+    time_entries_count = serializers.IntegerField(help_text="All matching time entries.")
+    expenses_count = serializers.IntegerField(help_text="All matching expenses.")
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last one.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page, or null on the first one.")
+    time_entries = QueueTimeEntrySerializer(many=True, help_text="This page's time entries.")
+    expenses = QueueExpenseSerializer(many=True, help_text="This page's expenses.")
 
 
 class ApprovalQueueQuerySerializer(serializers.Serializer):
     person = serializers.CharField(required=False, help_text="Only this person's entries (username).")
     project = serializers.UUIDField(required=False, help_text="Only this project's entries (public ID).")
     week = serializers.DateField(required=False, help_text="Any day of an ISO week: only entries of that week.")
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=1000, default=200, help_text="At most this many of each list."
+    )
+    offset = serializers.IntegerField(required=False, min_value=0, default=0, help_text="Skip this many of each.")
 
 
 class ApprovalDecisionSerializer(serializers.Serializer):

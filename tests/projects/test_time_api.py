@@ -595,6 +595,23 @@ def test_the_approval_queue_keeps_a_constant_number_of_queries(team, people, cli
     assert queries_of(auditor, f"{API}/approvals/") == one_read
 
 
+def test_the_approval_queue_pages_both_lists_with_totals(team, people, client_for):
+    client = client_for(people["pm"])
+    submitted(people["sales"], team, *days(5), category="Senior consultant")
+    submitted_expenses(people["sales"], team, *days(3))
+    first = client.get(f"{API}/approvals/", {"limit": 2}).json()
+    assert (first["count"], first["time_entries_count"], first["expenses_count"]) == (8, 5, 3)
+    assert (len(first["time_entries"]), len(first["expenses"]), first["previous"]) == (2, 2, None)
+    second = client.get(first["next"]).json()
+    assert (len(second["time_entries"]), len(second["expenses"])) == (2, 1)
+    last = client.get(second["next"]).json()
+    assert (len(last["time_entries"]), len(last["expenses"]), last["next"]) == (1, 0, None)
+    seen = [e["id"] for page in (first, second, last) for e in page["time_entries"]]
+    assert len(set(seen)) == 5 and last["previous"]
+    bad = client.get(f"{API}/approvals/", {"limit": 0})
+    assert bad.status_code == 400 and "limit" in bad.json()["errors"]
+
+
 def test_approve_and_reject_in_bulk(team, people, client_for):
     con = people["consultant"]
     entries = submitted(con, team, *days(3))

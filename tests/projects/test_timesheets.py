@@ -497,4 +497,7 @@ def test_approval_queue_filters_and_keeps_a_constant_number_of_queries(
     assert len(selectors.approval_queue(user=pm, person=people["sales"])) == 0
     assert len(selectors.approval_queue(user=people["admin"], project=pm2_project)) == 1
     assert len(selectors.approval_queue(user=people["consultant"])) == 0
-    assert len(selectors.approval_queue(user=people["auditor"])) == 0
+    assert len(selectors.approval_queue(user=people["auditor"])) == 32  # auditors read every project's queue
+    with django_assert_num_queries(4):  # a page: the rows and the totals
+        page = selectors.approval_queue(user=pm, limit=10, offset=10)
+    assert (len(page.time_entries), len(page.expenses), page.time_total, page.expense_total) == (10, 0, 30, 1)
