@@ -222,13 +222,17 @@ def time_entry_update(*, actor, entry: TimeEntry, data: Mapping[str, Any]) -> Ti
     if unknown:
         raise ValidationFailed(f"These cannot be changed: {', '.join(sorted(unknown))}.")
     errors = _Errors()
-    if period_is_locked(entry.date):
+    if period_is_locked(entry.date) and entry.adjusts_id is None:  # an adjustment is a new fact: not locked
         errors.add("date", f"{entry.date.strftime('%B %Y')} is locked by finance; nothing dated in it can change.")
     for field in ("date", "labour_category", "description", "billable"):
         if field in data:
             setattr(entry, field, data[field])
     _validate_time(
-        entry=entry, errors=errors, hours_value=data.get("hours", entry.hours), adjustment=entry.adjusts_id is not None
+        entry=entry,
+        errors=errors,
+        hours_value=data.get("hours", entry.hours),
+        adjustment=entry.adjusts_id is not None,
+        check_lock=entry.adjusts_id is None,
     )
     errors.raise_if_any("The time entry cannot be changed.")
     _stamp(entry, actor=actor, reason="Time entry changed").save(
@@ -242,7 +246,7 @@ def time_entry_delete(*, actor, entry: TimeEntry) -> None:
     _require_logger(actor, TimeEntry)
     (entry,) = entries_for_update(TimeEntry, pks=[entry.pk])
     _require_own_editable(actor, entry)
-    if period_is_locked(entry.date):
+    if period_is_locked(entry.date) and entry.adjusts_id is None:
         raise Conflict(f"{entry.date.strftime('%B %Y')} is locked by finance; nothing dated in it can change.")
     _stamp(entry, actor=actor, reason="Time entry deleted").delete()
 
@@ -478,7 +482,11 @@ def timesheet_submit(*, actor, week_start: dt.date) -> int:
     count = 0
     for model, items in rows.items():
         items = [row for row in items if row.person_id == actor.pk and row.status in EDITABLE_STATUSES]
-        blocked = [row for row in items if row.date.replace(day=1) in locked_months]
+        blocked = [  # adjustments carry their original's date but are new facts: the lock does not hold them
+            row
+            for row in items
+            if row.date.replace(day=1) in locked_months and getattr(row, "adjusts_id", None) is None
+        ]
         if blocked:
             raise Conflict(
                 f"{blocked[0].date.strftime('%B %Y')} is locked by finance; entries dated in it cannot be submitted.",

@@ -345,8 +345,18 @@ def test_an_adjustment_corrects_approved_or_billed_time_and_never_changes_the_or
         ts.time_entry_adjust(actor=people["sales"], original=original, hours="1", description="Not mine")
     # The adjustment follows the life cycle like any entry (and is exempt from a later month lock).
     ts.period_lock(actor=people["finance"], month=MON)
-    ts.time_entry_adjust(actor=con, original=original, hours="0.5", description="Travel time")
+    later = ts.time_entry_adjust(actor=con, original=original, hours="0.5", description="Travel time")
     assert TimeEntry.objects.filter(adjusts=original).count() == 2
+    # …and in the locked month it is still edited, deleted and submitted like any draft.
+    ts.time_entry_update(actor=con, entry=later, data={"hours": "0.75"})
+    ts.time_entry_delete(actor=con, entry=later)
+    assert ts.timesheet_submit(actor=con, week_start=MON) == 1
+    assert TimeEntry.objects.get(pk=adjustment.pk).status == EntryStatus.SUBMITTED
+    ts.time_entries_approve(actor=people["pm"], entries=[adjustment])
+    with pytest.raises(ValidationFailed, match="locked by finance"):  # while ordinary time stays locked
+        ts.time_entry_create(
+            actor=con, project=team, date=MON, hours="1", description="Late", labour_category="Developer"
+        )
 
 
 # --- expenses ---------------------------------------------------------------------------------------------
