@@ -698,11 +698,15 @@ class UnbilledItem:
     note: str = ""  # a milestone's acceptance note, carried onto the invoice
 
 
-def unbilled_items(*, project: Project | None = None, customer=None, up_to: dt.date) -> list[UnbilledItem]:
+def unbilled_items(
+    *, project: Project | None = None, customer=None, up_to: dt.date, problems: list | None = None
+) -> list[UnbilledItem]:
     """The approved, billable, unbilled time, adjustments and expenses dated on or before ``up_to`` of one
     project or all projects of one customer, each time item priced with the rate card of the contract
     version in force on its date (``rate_on`` semantics; across a change order's effective date the price
-    changes). A missing rate raises ``RateMissing``: billing must not guess a price.
+    changes). A missing rate raises ``RateMissing`` (or ``ContractNotInForce`` before version 1): billing must
+    not guess a price. Given a ``problems`` list, such items are left out and appended to it as
+    ``(entry, error)`` instead, so one unpriced entry does not hold back the rest.
 
     Accepted milestones with an amount (fixed-fee instalments) are items dated on their acceptance, with the
     acceptance note. Queries: one for the projects, one per project for its versions, three for the items."""
@@ -717,7 +721,13 @@ def unbilled_items(*, project: Project | None = None, customer=None, up_to: dt.d
         owner = by_pk[entry.project_id]
         rate = rates[entry.project_id](entry.labour_category, entry.date)
         if rate is None:
-            rate_on(project=owner, labour_category=entry.labour_category, day=entry.date)  # raises the reason
+            try:
+                rate_on(project=owner, labour_category=entry.labour_category, day=entry.date)  # raises the reason
+            except (RateMissing, ContractNotInForce) as exc:
+                if problems is None:
+                    raise
+                problems.append((entry, exc))
+                continue
         items.append(
             UnbilledItem(
                 kind="adjustment" if entry.adjusts_id else "time",

@@ -1,0 +1,312 @@
+"""Invoice runs: approved unbilled items in, draft invoices out by the customer's consolidation, each item on
+exactly one live invoice item, what cannot be billed recorded with its reason, and a failed or killed run
+retried without billing anything twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
+from billing import services
+from billing.models import Invoice, InvoiceItem, InvoiceLine, InvoiceRun, RunException
+from customers.models import Address, Customer
+from projects import milestones as ms
+from projects import timesheets as ts
+from projects.models import BillingRule, Milestone, Project, TimeEntry
+
+from .conftest import MON
+
+PERIOD = {"period_start": dt.date(2026, 3, 1), "period_end": dt.date(2026, 3, 31)}
+
+
+def start(people, legal_entity, **period):
+    return services.invoice_run_start(actor=people["finance"], legal_entity=legal_entity, **{**PERIOD, **period})
+
+
+def run_once(people, legal_entity, **period) -> InvoiceRun:
+    run = start(people, legal_entity, **period)
+    return services.invoice_run_execute(run.pk)
+
+
+def approve_more(people, project, *days, category="Senior consultant", hours="8", person="sales"):
+    entries = TimeEntry.objects.bulk_create(
+        [
+            TimeEntry(
+                person=people[person],
+                project=project,
+                date=day,
+                hours=Decimal(hours),
+                labour_category=category,
+                description=f"Work on {day.isoformat()}",
+                status="submitted",
+            )
+            for day in days
+        ]
+    )
+    ts.time_entries_approve(actor=people["pm"], entries=entries)
+    return entries
+
+
+def test_a_run_drafts_one_invoice_with_the_week_rolled_up_into_one_line(people, legal_entity, approved_time, team):
+    run = run_once(people, legal_entity)
+    assert (run.status, run.projects_total, run.projects_done, run.invoices_created, run.items_billed) == (
+        "completed",
+        1,
+        1,
+        1,
+        5,
+    )
+    (invoice,) = run.invoices.all()
+    assert (invoice.status, invoice.project, invoice.customer, invoice.number) == ("draft", team, team.customer, "")
+    assert invoice.po_number == team.po_number and invoice.currency == "EUR"
+    (line,) = invoice.lines.all()
+    assert (line.kind, line.quantity, line.unit, line.unit_price, line.net_amount) == (
+        "time",
+        Decimal("40.0000"),
+        "HUR",
+        Decimal("150.0000"),
+        Decimal("6000.00"),
+    )
+    assert (line.service_start, line.service_end) == (MON, MON + dt.timedelta(days=4))
+    assert invoice.net_total == Decimal("6000.00") and invoice.gross_total == invoice.net_total + invoice.tax_total
+    assert sorted(i.time_entry_id for i in line.items.all()) == sorted(e.pk for e in approved_time)
+    assert not run.exceptions.exists()
+    # Drafted is not billed: the entries stay approved until the invoice is issued.
+    assert set(TimeEntry.objects.values_list("status", flat=True)) == {"approved"}
+
+
+def test_a_second_run_bills_nothing_already_on_a_draft_and_picks_up_only_new_work(
+    people, legal_entity, approved_time, team
+):
+    run_once(people, legal_entity)
+    again = run_once(people, legal_entity)
+    assert (again.invoices_created, again.items_billed) == (0, 0)
+    approve_more(people, team, MON + dt.timedelta(days=7))
+    third = run_once(people, legal_entity)
+    assert (third.invoices_created, third.items_billed) == (1, 1)
+    for entry in TimeEntry.objects.all():
+        assert InvoiceItem.objects.filter(time_entry=entry, live=True).count() == 1
+
+
+def test_the_rate_in_force_on_each_date_splits_the_lines(people, legal_entity, team, amend):
+    amend(
+        team,
+        [{"op": "rate.set", "labour_category": "Senior consultant", "rate": "165", "effective_from": "2026-03-11"}],
+        effective_from=dt.date(2026, 3, 11),
+    )
+    approve_more(people, team, MON, MON + dt.timedelta(days=1), MON + dt.timedelta(days=2))
+    run = run_once(people, legal_entity)
+    lines = list(run.invoices.get().lines.order_by("position"))
+    assert [(line.quantity, line.unit_price, line.net_amount) for line in lines] == [
+        (Decimal("16.0000"), Decimal("150.0000"), Decimal("2400.00")),
+        (Decimal("8.0000"), Decimal("165.0000"), Decimal("1320.00")),
+    ]
+
+
+def test_an_item_without_a_rate_is_an_exception_and_the_rest_is_billed(people, legal_entity, team, approved_time):
+    (odd,) = TimeEntry.objects.bulk_create(
+        [
+            TimeEntry(
+                person=people["sales"],
+                project=team,
+                date=MON,
+                hours=Decimal("1"),
+                labour_category="Architect",
+                description="Architecture review",
+                status="submitted",
+            )
+        ]
+    )
+    ts.time_entries_approve(actor=people["pm"], entries=[odd])
+    run = run_once(people, legal_entity)
+    assert run.items_billed == 5
+    (exception,) = run.exceptions.all()
+    assert (exception.reason, exception.item_public_id, exception.item_kind) == ("rate_missing", odd.public_id, "time")
+    assert "Architect" in exception.message
+
+
+@pytest.mark.parametrize(
+    ("breakage", "reason", "words"),
+    [
+        ("po", RunException.Reason.PO_MISSING, "purchase order number"),
+        ("address", RunException.Reason.BILLING_ADDRESS_MISSING, "no billing address"),
+        ("country", RunException.Reason.TAX_CONTEXT_INCOMPLETE, "country"),
+        ("customer", RunException.Reason.CUSTOMER_NOT_BILLABLE, "on hold"),
+    ],
+)
+def test_a_project_that_cannot_be_billed_lists_every_item_with_the_reason(
+    people, legal_entity, approved_time, team, breakage, reason, words
+):
+    if breakage == "po":
+        Project.objects.filter(pk=team.pk).update(po_number="", po_required=True)
+    elif breakage == "address":
+        Address.objects.filter(customer=team.customer).delete()
+    elif breakage == "country":
+        Address.objects.filter(customer=team.customer).update(country="")
+    else:
+        Customer.objects.filter(pk=team.customer_id).update(status=Customer.Status.ON_HOLD)
+    run = run_once(people, legal_entity)
+    assert run.status == "completed" and run.invoices_created == 0 and not Invoice.objects.exists()
+    exceptions = list(run.exceptions.all())
+    assert len(exceptions) == 5 and {e.reason for e in exceptions} == {reason}
+    assert {e.item_public_id for e in exceptions} == {e.public_id for e in approved_time}
+    assert words in exceptions[0].message.lower()
+    assert sum(e.amount for e in exceptions) == Decimal("6000.00")
+
+
+def test_per_customer_consolidation_puts_two_projects_on_one_invoice(
+    people, legal_entity, team, approved_time, retainer_deal, win
+):
+    Customer.objects.filter(pk=team.customer_id).update(consolidation=Customer.Consolidation.PER_CUSTOMER)
+    support = win(retainer_deal)
+    run = run_once(people, legal_entity)
+    (invoice,) = run.invoices.all()
+    assert invoice.project is None and invoice.consolidation_key == "customer"
+    kinds = list(invoice.lines.order_by("position").values_list("kind", "project_id"))
+    assert ("time", team.pk) in kinds and ("retainer", support.pk) in kinds
+
+
+def test_per_project_consolidation_makes_one_invoice_per_project(
+    people, legal_entity, team, approved_time, retainer_deal, win
+):
+    win(retainer_deal)
+    run = run_once(people, legal_entity)
+    assert run.invoices.count() == 2 and {i.consolidation_key.split(":")[0] for i in run.invoices.all()} == {"project"}
+
+
+def test_retainer_months_are_billed_once(people, legal_entity, retainer_deal, win):
+    support = win(retainer_deal)
+    amount = BillingRule.objects.get(project=support, model="retainer").retainer_amount
+    run = run_once(people, legal_entity, period_start=dt.date(2026, 3, 1), period_end=dt.date(2026, 4, 30))
+    lines = list(run.invoices.get().lines.order_by("position"))
+    assert [(line.kind, line.description, line.net_amount) for line in lines] == [
+        ("retainer", "Retainer March 2026", amount),
+        ("retainer", "Retainer April 2026", amount),
+    ]
+    again = run_once(people, legal_entity, period_start=dt.date(2026, 3, 1), period_end=dt.date(2026, 5, 31))
+    assert [line.description for line in again.invoices.get().lines.all()] == ["Retainer May 2026"]
+
+
+def test_an_accepted_milestone_is_billed_with_its_acceptance_note(people, legal_entity, fixed_project):
+    milestone = fixed_project.milestones.order_by("planned_date").first()
+    ms.milestone_accept(
+        actor=people["pm"],
+        milestone=milestone,
+        accepted_by_name="Ida Berg",
+        accepted_on=dt.date(2026, 4, 30),
+        note="Designs approved as presented on 30 April.",
+    )
+    run = run_once(people, legal_entity, period_start=dt.date(2026, 4, 1), period_end=dt.date(2026, 4, 30))
+    (line,) = run.invoices.get().lines.all()
+    assert (line.kind, line.description, line.net_amount) == ("milestone", milestone.name, Decimal("12000.00"))
+    assert line.note == "Designs approved as presented on 30 April."
+    assert line.items.get().milestone == milestone
+    assert Milestone.objects.get(pk=milestone.pk).status == "accepted"  # billed only when the invoice is issued
+
+
+def test_a_failed_run_is_retried_and_bills_every_item_exactly_once(
+    people, legal_entity, team, approved_time, retainer_deal, win, monkeypatch
+):
+    support = win(retainer_deal)
+    real = services._bill_project
+
+    def crash_on_the_second_project(run, project):
+        if project.pk == support.pk:
+            raise RuntimeError("worker killed")
+        return real(run, project)
+
+    monkeypatch.setattr(services, "_bill_project", crash_on_the_second_project)
+    run = run_once(people, legal_entity)
+    assert (run.status, run.projects_done) == ("failed", 1) and "worker killed" in run.error
+    assert InvoiceItem.objects.filter(live=True).count() == 5  # the first project's drafts are kept
+    # Retried, it finishes the rest and bills nothing twice.
+    monkeypatch.setattr(services, "_bill_project", real)
+    services.invoice_run_retry(actor=people["finance"], run=run)
+    run = services.invoice_run_execute(run.pk)
+    assert (run.status, run.attempts, run.invoices_created) == ("completed", 2, 2)
+    for entry in approved_time:
+        assert InvoiceItem.objects.filter(time_entry=entry, live=True).count() == 1
+    assert InvoiceItem.objects.filter(project=support, live=True).count() == 1
+    with pytest.raises(TransitionNotAllowed, match="only a failed run"):
+        services.invoice_run_retry(actor=people["finance"], run=run)
+
+
+def test_a_killed_worker_leaves_a_running_run_that_is_taken_over_after_the_lease(people, legal_entity, approved_time):
+    run = start(people, legal_entity)
+    InvoiceRun.objects.filter(pk=run.pk).update(status="running", attempts=1)
+    assert services.invoice_run_execute(run.pk).status == "running"  # someone else holds it: do nothing
+    assert not Invoice.objects.exists()
+    InvoiceRun.objects.filter(pk=run.pk).update(updated_at=run.updated_at - services.RUN_LEASE * 2)
+    services.invoice_run_retry(actor=people["finance"], run=run)
+    assert services.invoice_run_execute(run.pk).status == "completed"
+    assert InvoiceItem.objects.filter(live=True).count() == 5
+
+
+def test_the_database_refuses_a_second_live_item_of_the_same_entry(people, legal_entity, approved_time):
+    from django.db import IntegrityError, transaction
+
+    run_once(people, legal_entity)
+    item = InvoiceItem.objects.first()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InvoiceItem.objects.create(
+            line=item.line,
+            invoice=item.invoice,
+            kind="time",
+            project=item.project,
+            time_entry=item.time_entry,
+            date=item.date,
+            description="again",
+            quantity=1,
+            unit_price=1,
+            amount=1,
+        )
+    InvoiceItem.objects.filter(pk=item.pk).update(live=False)  # a discarded draft or a released credit
+    InvoiceItem.objects.create(
+        line=item.line,
+        invoice=item.invoice,
+        kind="time",
+        project=item.project,
+        time_entry=item.time_entry,
+        date=item.date,
+        description="billed again after release",
+        quantity=1,
+        unit_price=1,
+        amount=1,
+    )
+
+
+def test_billing_a_project_costs_the_same_queries_whatever_the_number_of_entries(people, legal_entity, team):
+    approve_more(people, team, MON)
+    small = start(people, legal_entity)
+    with CaptureQueriesContext(connection) as few:
+        services.invoice_run_execute(small.pk)
+    approve_more(people, team, *[MON + dt.timedelta(days=d) for d in range(1, 22)], hours="2")
+    big = start(people, legal_entity)
+    with CaptureQueriesContext(connection) as many:
+        services.invoice_run_execute(big.pk)
+    assert InvoiceItem.objects.filter(invoice__run=big).count() == 21
+    assert len(many) == len(few), (len(few), len(many))
+
+
+def test_starting_checks_who_and_the_period(people, legal_entity, approved_time, django_capture_on_commit_callbacks):
+    for who in ("pm", "sales", "consultant", "executive", "auditor"):
+        with pytest.raises(NotPermitted):
+            services.invoice_run_start(actor=people[who], legal_entity=legal_entity, **PERIOD)
+    with pytest.raises(ValidationFailed) as exc:
+        start(people, legal_entity, period_end=dt.date(2099, 1, 1))
+    assert "future" in exc.value.errors["period_end"][0]
+    with pytest.raises(ValidationFailed) as exc:
+        start(people, legal_entity, period_start=dt.date(2026, 4, 1))
+    assert "ends before it starts" in exc.value.errors["period_end"][0]
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start(people, legal_entity)  # the queue runs synchronously in the tests
+    assert run.number.startswith("RUN-")
+    assert InvoiceRun.objects.get(pk=run.pk).status == "completed" and InvoiceLine.objects.count() == 1
+    InvoiceRun.objects.filter(pk=run.pk).update(status="running")
+    with pytest.raises(Conflict, match="still running"):
+        start(people, legal_entity)
