@@ -50,6 +50,8 @@ NAVIGATION = [
     ("Expenses", "projects:expense-list", "receipt", "projects.view_expense"),
     ("Approvals", "projects:approval-queue", "check2-square", "projects.approve_timeentry"),
     ("Import time", "projects:time-import", "upload", "projects.add_timeentry"),
+    ("Invoices", "billing:invoice-list", "receipt-cutoff", "billing.view_invoice"),
+    ("Invoice runs", "billing:run-list", "play-circle", "billing.view_invoicerun"),
     ("Catalog", "customers:product-list", "box-seam", "customers.view_product"),
     ("Legal entities", "customers:legal-entity-list", "building", "customers.view_legalentity"),
     ("Tax", "tax:rate-table", "percent", "tax.view_taxrate"),
@@ -71,6 +73,7 @@ GROUPS = [
         "stopwatch",
         ("projects:timesheet", "projects:expense-list", "projects:approval-queue", "projects:time-import"),
     ),
+    ("Billing", "cash-coin", ("billing:invoice-list", "billing:run-list")),
     (
         "Reference",
         "journal-bookmark",

@@ -242,7 +242,12 @@ class InvoiceLine(PublicModel):
     unit = models.CharField(max_length=3, default="HUR", help_text="UN/ECE Rec 20 (HUR hours, C62 one).")
     unit_price = models.DecimalField(max_digits=18, decimal_places=4)
     net_amount = models.DecimalField(max_digits=18, decimal_places=2)
-    tax_category = models.CharField(max_length=2, default="S")
+    product_tax_category = models.CharField(
+        max_length=2, default="S", help_text="What the line sells (S, AA, Z or E): the tax engine's input."
+    )
+    tax_category = models.CharField(
+        max_length=2, default="S", help_text="The engine's decision (S, AE, K, G, O…): printed and summed."
+    )
     tax_rate = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
     tax_amount = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
     service_start = models.DateField(null=True, blank=True)

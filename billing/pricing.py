@@ -34,7 +34,7 @@ def invoice_tax_context(
         {
             "id": str(line.position),
             "net_amount": str(-line.net_amount if line.kind == InvoiceLine.Kind.DISCOUNT else line.net_amount),
-            "category": line.tax_category or "S",
+            "category": line.product_tax_category or "S",
             "supply_kind": SupplyKind.GENERAL_SERVICE,
             "kind": LineKind.ALLOWANCE if line.kind == InvoiceLine.Kind.DISCOUNT else LineKind.LINE,
             "description": line.description[:200],

@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from billing import api as billing_api
 from customers import api as customers_api
 from projects import api as projects_api
 from projects import import_api, time_api
@@ -42,6 +43,8 @@ router.register(
 )
 router.register("change-orders", projects_api.ChangeOrderViewSet, basename="change-order")
 time_api.register(router)
+router.register("invoice-runs", billing_api.InvoiceRunViewSet, basename="invoice-run")
+router.register("invoices", billing_api.InvoiceViewSet, basename="invoice")
 
 urlpatterns = [
     path("tax/preview/", tax_api.TaxPreviewView.as_view(), name="tax-preview"),

@@ -14,6 +14,7 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("projects/", include("projects.urls")),
     path("tax/", include("tax.urls")),
+    path("billing/", include("billing.urls")),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -34,6 +34,8 @@ from django.utils import timezone
 
 from backbone.models import AuditEntry
 from backbone.roles import Role
+from billing.models import Invoice
+from billing.services import invoice_run_start
 from customers import forms as f
 from customers.models import (
     Address,
@@ -152,6 +154,28 @@ _MATRIX = {
     "projects:deal-win":                    (LOGIN, 200,   403,   403,   403,   403,   403,   200),
     "projects:milestone-accept":            (LOGIN, 200,   200,   404,   200,   200,   200,   200),
     "projects:time-import":                 (LOGIN, 200,   200,   200,   403,   403,   403,   200),
+    "billing:invoice-list":                 (LOGIN, 403,   200,   403,   200,   200,   200,   200),
+    "billing:invoice-detail":               (LOGIN, 403,   200,   403,   200,   200,   200,   200),
+    "billing:invoice-approve":              (LOGIN, 403,   403,   403,   405,   405,   403,   405),
+    "billing:invoice-return-to-draft":      (LOGIN, 403,   403,   403,   405,   405,   403,   405),
+    "billing:invoice-issue":                (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "billing:invoice-discard":              (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "billing:run-list":                     (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "billing:run-start":                    (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "billing:run-detail":                   (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "billing:run-progress":                 (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "billing:run-retry":                    (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "api:invoice-run-list":                 (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:invoice-run-detail":               (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:invoice-run-retry":                (401,   403,   403,   403,   405,   405,   405,   405),
+    "api:invoice-run-exceptions":           (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:invoice-list":                     (401,   403,   200,   403,   200,   200,   200,   200),
+    "api:invoice-detail":                   (401,   403,   200,   403,   200,   200,   200,   200),
+    "api:invoice-lines":                    (401,   403,   200,   403,   200,   200,   200,   200),
+    "api:invoice-approve":                  (401,   403,   405,   403,   405,   405,   405,   405),
+    "api:invoice-return-to-draft":          (401,   403,   405,   403,   405,   405,   405,   405),
+    "api:invoice-issue":                    (401,   403,   405,   403,   405,   405,   405,   405),
+    "api:invoice-discard":                  (401,   403,   405,   403,   405,   405,   405,   405),
     "projects:timesheet":                   (LOGIN, 200,   200,   200,   403,   403,   403,   200),
     "projects:timesheet-cell":              (LOGIN, 405,   405,   405,   403,   403,   403,   405),
     "projects:timesheet-row":               (LOGIN, 405,   405,   405,   403,   403,   403,   405),
@@ -303,6 +327,23 @@ KWARGS = {
         "project_id": w["project"].public_id,
         "id": w["milestone"].public_id,
     },
+    "billing:invoice-detail": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:invoice-approve": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:invoice-return-to-draft": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:invoice-issue": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:invoice-discard": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:run-detail": lambda w: {"public_id": w["invoice_run"].public_id},
+    "billing:run-progress": lambda w: {"public_id": w["invoice_run"].public_id},
+    "billing:run-retry": lambda w: {"public_id": w["invoice_run"].public_id},
+    "api:invoice-run-detail": lambda w: {"id": w["invoice_run"].public_id},
+    "api:invoice-run-retry": lambda w: {"id": w["invoice_run"].public_id},
+    "api:invoice-run-exceptions": lambda w: {"id": w["invoice_run"].public_id},
+    "api:invoice-detail": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-lines": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-approve": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-return-to-draft": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-issue": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-discard": lambda w: {"id": w["invoice"].public_id},
     "api:time-entry-detail": lambda w: {"id": w["time_entry"].public_id},
     "api:time-entry-adjust": lambda w: {"id": w["time_entry"].public_id},
     "api:expense-detail": lambda w: {"id": w["expense"].public_id},
@@ -548,6 +589,19 @@ def world(django_db_setup, django_db_blocker):
             labour_category="Developer",
             description="Kick-off preparation",
         )
+        invoice_run = invoice_run_start(  # queued: the world never commits, so the queue never runs it
+            actor=people[Role.FINANCE],
+            legal_entity=legal_entity,
+            period_start=today - datetime.timedelta(days=30),
+            period_end=today,
+        )
+        invoice = Invoice.objects.create(  # an empty draft of the project (set-up: runs make real ones)
+            legal_entity=legal_entity,
+            customer=customer,
+            project=project,
+            currency="EUR",
+            created_by=people[Role.FINANCE],
+        )
         open_deal = DealFactory(customer=customer, owner=people[Role.SALES], legal_entity=legal_entity)
         tm_quote(open_deal, planned_start=today, planned_end=today + datetime.timedelta(days=90))
         yield {
@@ -559,6 +613,8 @@ def world(django_db_setup, django_db_blocker):
             "member": member,
             "expense": expense,
             "time_entry": time_entry,
+            "invoice": invoice,
+            "invoice_run": invoice_run,
             "open_deal": open_deal,
             "deal": deal,
             "draft_quote": draft_quote,

@@ -1,0 +1,23 @@
+from django.urls import path
+
+from . import views
+
+app_name = "billing"
+
+urlpatterns = [
+    path("invoices/", views.InvoiceListView.as_view(), name="invoice-list"),
+    path("invoices/<uuid:public_id>/", views.InvoiceDetailView.as_view(), name="invoice-detail"),
+    path("invoices/<uuid:public_id>/approve/", views.InvoiceApproveView.as_view(), name="invoice-approve"),
+    path(
+        "invoices/<uuid:public_id>/return-to-draft/",
+        views.InvoiceReturnToDraftView.as_view(),
+        name="invoice-return-to-draft",
+    ),
+    path("invoices/<uuid:public_id>/issue/", views.InvoiceIssueView.as_view(), name="invoice-issue"),
+    path("invoices/<uuid:public_id>/discard/", views.InvoiceDiscardView.as_view(), name="invoice-discard"),
+    path("runs/", views.RunListView.as_view(), name="run-list"),
+    path("runs/start/", views.RunStartView.as_view(), name="run-start"),
+    path("runs/<uuid:public_id>/", views.RunDetailView.as_view(), name="run-detail"),
+    path("runs/<uuid:public_id>/progress/", views.RunProgressView.as_view(), name="run-progress"),
+    path("runs/<uuid:public_id>/retry/", views.RunRetryView.as_view(), name="run-retry"),
+]

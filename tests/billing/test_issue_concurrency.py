@@ -1,0 +1,136 @@
+"""Issuing from many connections at once takes gapless, distinct numbers (PostgreSQL only): eight threads
+issue 400 approved invoices of one legal entity; the counter row lock hands out 1…400 with no gap and no
+duplicate, and every issue stores its own locked tax evidence and creditor reference. Also prints the rate
+(issues per second) for the README; the rate is not asserted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.db import connection
+
+from backbone.models import NumberSequence
+from billing import numbering
+from billing.issuing import invoice_issue
+from billing.models import Invoice, InvoiceLine
+from billing.pricing import invoice_refigure
+from tax.models import TaxCalculation
+from tax.services import tax_rates_load
+from tests.customers.factories import BankAccountFactory, CustomerFactory, LegalEntityFactory
+
+THREADS = 8
+PER_THREAD = 50
+
+
+def _approved_invoices(*, legal_entity, customer, approver, count: int) -> list[int]:
+    """``count`` approved invoices with one manual line each, built in bulk: one is refigured through the
+    tax engine and the rest copy its figures, so issuing (which refigures again) finds the approved total."""
+
+    def invoice() -> Invoice:
+        return Invoice(
+            legal_entity=legal_entity,
+            customer=customer,
+            currency="EUR",
+            payment_terms_days=30,
+            created_by=approver,
+        )
+
+    def line(of: Invoice) -> InvoiceLine:
+        return InvoiceLine(
+            invoice=of,
+            position=1,
+            kind="manual",
+            description="Advisory day",
+            quantity=Decimal("1"),
+            unit="C62",
+            unit_price=Decimal("1200.0000"),
+            net_amount=Decimal("1200.00"),
+        )
+
+    template = invoice()
+    template.save()
+    line(template).save()
+    invoice_refigure(template)
+    template.refresh_from_db()
+    figured = template.lines.get()
+    copies = [invoice() for _ in range(count - 1)]
+    for copy in copies:
+        for name in ("net_total", "tax_total", "gross_total", "tax_breakdown", "legal_notes"):
+            setattr(copy, name, getattr(template, name))
+    Invoice.objects.bulk_create(copies)
+    lines = [line(copy) for copy in copies]
+    for made in lines:
+        made.tax_category, made.tax_rate = figured.tax_category, figured.tax_rate
+    InvoiceLine.objects.bulk_create(lines)
+    Invoice.objects.filter(legal_entity=legal_entity).update(status=Invoice.Status.APPROVED, approved_by=approver)
+    return list(Invoice.objects.filter(legal_entity=legal_entity).order_by("pk").values_list("pk", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eight_threads_issue_400_invoices_with_numbers_1_to_400_and_no_gap(django_user_model, capsys):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    # Transactional tests start from an empty database: the data migrations' rows are rebuilt here.
+    tax_rates_load()
+    finance_group, _ = Group.objects.get_or_create(name="finance")
+    finance_group.permissions.add(Permission.objects.get(content_type__app_label="billing", codename="issue_invoice"))
+    finance = django_user_model.objects.create_user("finance", password="x")
+    finance.groups.add(finance_group)
+    legal_entity = LegalEntityFactory(legal_name="Concurrency GmbH", invoice_prefix="CC")
+    BankAccountFactory(legal_entity=legal_entity, account_holder="Concurrency GmbH")
+    customer = CustomerFactory(billing_entity=legal_entity)
+    pks = _approved_invoices(legal_entity=legal_entity, customer=customer, approver=finance, count=THREADS * PER_THREAD)
+    assert len(pks) == THREADS * PER_THREAD
+
+    start = threading.Barrier(THREADS, timeout=30)
+    failures: list[BaseException] = []
+    finished: list[float] = []
+
+    def issue(batch: list[int]) -> None:
+        try:
+            actor = django_user_model.objects.get(pk=finance.pk)  # own connection, own permission cache
+            invoices = list(Invoice.objects.filter(pk__in=batch).order_by("pk"))
+            start.wait()
+            for invoice in invoices:
+                invoice_issue(actor=actor, invoice=invoice)
+            finished.append(time.perf_counter())
+        except BaseException as exc:  # reported below: a thread must not swallow it
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    batches = [pks[index::THREADS] for index in range(THREADS)]  # interleaved: neighbours race each other
+    threads = [threading.Thread(target=issue, args=(batch,)) for batch in batches]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    elapsed = (max(finished) if finished else time.perf_counter()) - began
+
+    assert not failures, failures[:3]
+    assert not any(thread.is_alive() for thread in threads)
+    issued = list(
+        Invoice.objects.filter(legal_entity=legal_entity).values_list(
+            "status", "sequence", "number", "creditor_reference", "fiscal_year"
+        )
+    )
+    total = THREADS * PER_THREAD
+    assert {row[0] for row in issued} == {Invoice.Status.ISSUED}
+    assert sorted(row[1] for row in issued) == list(range(1, total + 1))  # distinct, 1…400, no gap
+    year = issued[0][4]
+    assert {row[2] for row in issued} == {f"CC-{year}-{n:06d}" for n in range(1, total + 1)}
+    references = {row[3] for row in issued}
+    assert len(references) == total and all(numbering.creditor_reference_valid(ref) for ref in references)
+    assert NumberSequence.objects.get(key=f"invoice:{legal_entity.pk}:invoice", year=year).last_value == total
+    assert TaxCalculation.objects.filter(purpose="invoice", locked_at__isnull=False).count() == total
+
+    with capsys.disabled():
+        print(
+            f"\n[billing] {total} invoices issued by {THREADS} threads in {elapsed:.2f} s: "
+            f"{total / elapsed:.0f} issues per second"
+        )
