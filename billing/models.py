@@ -103,6 +103,17 @@ class RunException(PublicModel):
         return f"{self.get_reason_display()}: {self.message}"
 
 
+class CreditReason(models.TextChoices):
+    """Root causes of credit notes (the accuracy metrics count them)."""
+
+    MISSING_TIME = "missing_time", "Missing time"
+    MISAPPLIED_TAX = "misapplied_tax", "Misapplied tax"
+    SCOPE_MISUNDERSTANDING = "scope_misunderstanding", "Scope misunderstanding"
+    PRICING_ERROR = "pricing_error", "Pricing error"
+    GOODWILL = "goodwill", "Goodwill"
+    OTHER = "other", "Other"
+
+
 class Invoice(PublicModel):
     class Kind(models.TextChoices):
         INVOICE = "invoice", "Invoice"  # UNTDID 1001: 380
@@ -185,6 +196,13 @@ class Invoice(PublicModel):
     )
     issued_at = models.DateTimeField(null=True, blank=True)
     discarded_reason = models.TextField(blank=True)
+    # Credit notes only: why (root cause, for the accuracy metrics) and whether the credited items are free
+    # to be billed again.
+    credit_reason = models.CharField(max_length=30, choices=CreditReason.choices, blank=True)
+    credit_explanation = models.TextField(blank=True, help_text="Printed on the credit note.")
+    releases_items = models.BooleanField(
+        default=False, help_text="The credited source items may be billed again by a later run."
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -252,6 +270,14 @@ class InvoiceLine(PublicModel):
     tax_amount = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
     service_start = models.DateField(null=True, blank=True)
     service_end = models.DateField(null=True, blank=True)
+    credited_line = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="credits",
+        help_text="On a credit note: the line of the original invoice it credits.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -319,3 +345,32 @@ class InvoiceItem(PublicModel):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.date}"
+
+
+def invoice_document_path(instance: InvoiceDocument, filename: str) -> str:
+    return f"invoices/{instance.invoice.public_id}/{filename}"
+
+
+class InvoiceDocument(PublicModel):
+    """A rendered document of an issued invoice or credit note (the PDF), stored once with its SHA-256 and
+    never rendered again: the invoice row itself is immutable once issued, so its documents live here."""
+
+    class Kind(models.TextChoices):
+        PDF = "pdf", "PDF"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="documents")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PDF)
+    file = models.FileField(upload_to=invoice_document_path, max_length=300)
+    filename = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    pages = models.PositiveSmallIntegerField(default=0)
+    renderer = models.CharField(max_length=60, help_text="e.g. 'weasyprint 66.0'.")
+    rendered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["invoice", "kind"]
+        constraints = [models.UniqueConstraint(fields=["invoice", "kind"], name="invoice_document_once")]
+
+    def __str__(self) -> str:
+        return self.filename
