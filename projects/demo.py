@@ -13,11 +13,10 @@ approves or rejects each week but the last, which waits in her approval queue; t
 entries are rejected with a reason: three are fixed (split, recategorised, a receipt attached) and approved,
 one is split and waits in the queue again, two wait for their person.
 
-The month before last is marked billed (``time_entries_mark_billed`` with a ``DEMO-…`` reference: invoices
-do not exist yet, so nothing else of billing is made up), one billed entry is corrected by an approved
-adjustment, and then finance locks that month, when nothing in it is open. The lock comes last: an
-adjustment dated in a locked month cannot be submitted (``timesheet_submit`` refuses it, although
-``time_entry_adjust`` exempts adjustments from the lock).
+Nothing is billed and no month is locked here: what the project manager approved stays approved. The
+billing seeder (``billing.demo``, which runs after this one) bills it with real invoice runs and invoices,
+corrects one billed entry with an adjustment for the client, and has finance lock the month before last once
+nothing in it is open.
 
 The research project is pushed near its budget (90 % and more), so its budget alerts fire on approval; the
 fixed-fee project has its design milestone accepted, with a signed PDF, and the other two pending. Receipts
@@ -26,13 +25,13 @@ rate card, so the time logged on them is non-billable (and burns none of their b
 
 Every row is written by a service, none by hand, but for the users of the two extra consultants, made as
 ``backbone.demo.seed_users`` makes the demo users (there is no user service). Entries carry their work
-dates; the times of submission, decision and billing are the moment of seeding (no service backdates them).
+dates; the times of submission and decision are the moment of seeding (no service backdates them).
 The project manager approves her own time too: the services allow it.
 
 Idempotent and deterministic: each deal is found again by its demo external ID, each change order by its
 title, each team member by project and person; the time and expenses are made once, when the demo projects
 have none (a fixed random seed, so the same day gives the same data); a milestone is accepted only while
-planned and a month locked only when not yet locked. Nothing is created twice.
+planned. Nothing is created twice.
 """
 
 from __future__ import annotations
@@ -76,11 +75,8 @@ from .timesheets import (
     QUARTER,
     expense_create,
     expense_update,
-    period_lock,
     time_entries_approve,
-    time_entries_mark_billed,
     time_entries_reject,
-    time_entry_adjust,
     time_entry_create,
     time_entry_update,
     timesheet_submit,
@@ -1071,56 +1067,6 @@ def _seed_weeks(plan: _Plan, *, people, pm) -> dict[str, Any]:
     return tagged
 
 
-def _bill_month(projects: dict[str, Project], *, month: dt.date, finance) -> int:
-    """Billing's mark on the approved, billable time and expenses of ``month`` of the time-and-materials
-    projects. Invoices do not exist yet: the reference names the invoice they will be, ``DEMO-…``."""
-    last = _month_end(month, 0)
-    billed = 0
-    for key in ("PRJ-DEMO-TM", "PRJ-DEMO-EXPENSES"):
-        project = projects.get(key)
-        if project is None:
-            continue
-        scope = {"project": project, "status": EntryStatus.APPROVED, "billable": True, "date__range": (month, last)}
-        entries = [*TimeEntry.objects.filter(**scope, adjusts__isnull=True), *Expense.objects.filter(**scope)]
-        if entries:
-            billed += time_entries_mark_billed(
-                entries=entries, invoice_ref=f"DEMO-{project.number}-{month:%Y-%m}", actor=finance
-            )
-    return billed
-
-
-def _adjust_billed(projects: dict[str, Project], *, month: dt.date, people, pm) -> int:
-    """The client queried an invoiced day: 1.5 h of it was logged twice. The consultant credits them with a
-    negative adjustment (the billed original never changes), submits it and the project manager approves
-    it; it flows into the next invoice."""
-    project = projects.get("PRJ-DEMO-TM")
-    if project is None:
-        return 0
-    original = (
-        TimeEntry.objects.filter(
-            project=project,
-            person=people["consultant"],
-            status=EntryStatus.BILLED,
-            adjusts__isnull=True,
-            hours__gte=4,
-            date__range=(month, _month_end(month, 0)),
-        )
-        .order_by("-date", "-pk")
-        .first()
-    )
-    if original is None:
-        return 0
-    adjustment = time_entry_adjust(
-        actor=people["consultant"],
-        original=original,
-        hours="-1.5",
-        description=f"Correction of {_long_date(original.date)}: 1.5 h of this day were logged twice; credited.",
-    )
-    timesheet_submit(actor=people["consultant"], week_start=_monday(original.date))
-    time_entries_approve(actor=pm, entries=[adjustment])
-    return 1
-
-
 def _signed_acceptance(milestone: Milestone, *, who: str, day: dt.date) -> SimpleUploadedFile:
     lines = [
         "ACCEPTANCE CERTIFICATE",
@@ -1161,23 +1107,7 @@ def _accept_design(projects: dict[str, Project], *, pm, today: dt.date) -> int:
     return 1
 
 
-def _lock_if_done(*, month: dt.date, finance) -> bool:
-    """Finance closes the month before last once nothing in it is open (draft, submitted or rejected)."""
-    if LockedPeriod.objects.filter(month=month).exists():
-        return False
-    window = {"date__range": (month, _month_end(month, 0))}
-    done = (EntryStatus.APPROVED, EntryStatus.BILLED)
-    if not (TimeEntry.objects.filter(**window).exists() or Expense.objects.filter(**window).exists()):
-        return False
-    if TimeEntry.objects.filter(**window).exclude(status__in=done).exists():
-        return False
-    if Expense.objects.filter(**window).exclude(status__in=done).exists():
-        return False
-    period_lock(actor=finance, month=month)
-    return True
-
-
-def _seed_time_and_expenses(projects: dict[str, Project], *, pm, finance, today: dt.date) -> str:
+def _seed_time_and_expenses(projects: dict[str, Project], *, pm, today: dt.date) -> str:
     people = {username: _user(username) for username in LOGGERS}
     ours = list(projects.values())
     new = ""
@@ -1191,10 +1121,7 @@ def _seed_time_and_expenses(projects: dict[str, Project], *, pm, finance, today:
         month = _month_start(today, -2)
         plan = _Plan(projects=projects, start=month, today=today)
         _seed_weeks(plan, people=people, pm=pm)
-        _bill_month(projects, month=month, finance=finance)
-        _adjust_billed(projects, month=month, people=people, pm=pm)
         _accept_design(projects, pm=pm, today=today)
-        _lock_if_done(month=month, finance=finance)
         new = " (new)"
     counts = dict.fromkeys(EntryStatus.values, 0)
     for model in (TimeEntry, Expense):
@@ -1237,7 +1164,7 @@ def seed_projects(*, password: str = "", **_) -> str:
     consultants = _ensure_consultants(password)
     activated = _activate(projects, pm=pm, today=today)
     members = _ensure_teams(projects, pm=pm)
-    work = _seed_time_and_expenses(projects, pm=pm, finance=finance, today=today)
+    work = _seed_time_and_expenses(projects, pm=pm, today=today)
     return (
         f"{len(projects)} demo projects ({new} new), {orders} new change orders ({pending} waiting for approval), "
         f"{limits} change-order limits set; {consultants} new consultants, {activated} projects activated, "

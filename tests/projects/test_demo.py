@@ -1,6 +1,8 @@
 """The demo seeder wins one project per billing model through the real handoff, approves one change order
 (contract version 2) and leaves one waiting, and makes three months of the team's time and expenses up to
-today in every state a team has them — and a second run changes nothing.
+today in every state a team has them before billing — and a second run changes nothing. Billing, the
+adjustment of billed time and the month lock are the billing seeder's (tests/billing/test_demo.py); this
+module seeds the users, customers and projects only, so none of them is here.
 
 The demo is seeded once per module and date (today, and a Monday that is the first of a month, where this
 week has one day and last week lies in the month before), in a transaction rolled back at the end; each test
@@ -162,7 +164,7 @@ def test_demo_descriptions_read_like_consulting_work_and_vary_per_labour_categor
 
 def test_demo_has_every_state_where_a_team_has_it(demo):
     statuses = {status for model in (TimeEntry, Expense) for status in model.objects.values_list("status", flat=True)}
-    assert statuses == set(EntryStatus.values)
+    assert statuses == set(EntryStatus.values) - {EntryStatus.BILLED}  # billing's seeder bills
     drafts = TimeEntry.objects.filter(status=EntryStatus.DRAFT)
     assert drafts.exists() and not drafts.filter(date__lt=demo.this_monday).exists()
     assert not TimeEntry.objects.filter(date__gte=demo.this_monday).exclude(status=EntryStatus.DRAFT).exists()
@@ -173,7 +175,7 @@ def test_demo_has_every_state_where_a_team_has_it(demo):
     assert len(queue.time_entries) == TimeEntry.objects.filter(status=EntryStatus.SUBMITTED).count() > 10
     assert len(queue.expenses) == Expense.objects.filter(status=EntryStatus.SUBMITTED).count() >= 1
     older = TimeEntry.objects.filter(date__lt=last_week[0])
-    assert set(older.values_list("status", flat=True)) == {"approved", "billed", "rejected", "submitted"}
+    assert set(older.values_list("status", flat=True)) == {"approved", "rejected", "submitted"}
 
 
 def test_demo_rejections_carry_reasons_and_some_are_fixed_and_resubmitted(demo):
@@ -191,7 +193,7 @@ def test_demo_rejections_carry_reasons_and_some_are_fixed_and_resubmitted(demo):
         .first()
     )
     fixed = TimeEntry.objects.get(pk=workshop.id)
-    assert fixed.status in (EntryStatus.APPROVED, EntryStatus.BILLED)
+    assert fixed.status == EntryStatus.APPROVED
     assert fixed.hours < workshop.hours
     assert TimeEntry.objects.filter(
         person=fixed.person, date=fixed.date, description__startswith="Preparation of the data strategy workshop"
@@ -203,7 +205,7 @@ def test_demo_rejections_carry_reasons_and_some_are_fixed_and_resubmitted(demo):
         .first()
     )
     expense = Expense.objects.get(pk=receipt.id)
-    assert expense.status in (EntryStatus.APPROVED, EntryStatus.BILLED) and expense.receipt and not receipt.receipt
+    assert expense.status == EntryStatus.APPROVED and expense.receipt and not receipt.receipt
 
     waiting = TimeEntry.objects.filter(status=EntryStatus.SUBMITTED).exclude(rejection_reason="")
     assert [e.rejection_reason[:45] for e in waiting] == ["Please split the preparation from the readout"]
@@ -211,29 +213,31 @@ def test_demo_rejections_carry_reasons_and_some_are_fixed_and_resubmitted(demo):
     assert split.filter(description__startswith="Preparation of the findings readout").exists()
 
 
-def test_demo_bills_the_month_before_last_and_adjusts_a_billed_entry(demo):
-    month = demo.month_before_last
-    billed = [*TimeEntry.objects.filter(status=EntryStatus.BILLED), *Expense.objects.filter(status=EntryStatus.BILLED)]
-    assert len(billed) > 20
-    assert all(e.invoice_ref.startswith("DEMO-") and e.date.replace(day=1) == month and e.billable for e in billed)
-
-    adjustment = TimeEntry.objects.select_related("adjusts").get(adjusts__isnull=False)
-    original = adjustment.adjusts
-    assert adjustment.hours == Decimal("-1.5") and adjustment.status == EntryStatus.APPROVED
-    assert (original.status, original.date) == (EntryStatus.BILLED, adjustment.date)
-    assert not adjustment.invoice_ref  # flows into the next invoice
-    unbilled = selectors.unbilled_items(project=original.project, up_to=demo.today)
-    assert [i.quantity for i in unbilled if i.kind == "adjustment"] == [Decimal("-1.5")]
+def test_demo_leaves_billing_and_the_lock_to_the_billing_seeder(demo):
+    assert not TimeEntry.objects.filter(status=EntryStatus.BILLED).exists()
+    assert not Expense.objects.filter(status=EntryStatus.BILLED).exists()
+    assert (
+        not TimeEntry.objects.exclude(invoice_ref="").exists() and not Expense.objects.exclude(invoice_ref="").exists()
+    )
+    assert not TimeEntry.objects.filter(adjusts__isnull=False).exists()
+    assert not LockedPeriod.objects.exists()
+    assert "0 billed" in demo.summary and demo.summary.endswith("locked: nothing")
 
 
-def test_demo_locks_the_month_before_last_once_everything_in_it_is_approved(demo):
-    period = LockedPeriod.objects.get()
-    assert (period.month, period.locked_by.username) == (demo.month_before_last, "finance")
-    window = (period.month, _month_start(period.month, 1) - dt.timedelta(days=1))
+def test_demo_leaves_the_month_before_last_approved_and_unbilled_for_billing(demo):
+    """Everything in the month before last is decided and approved (nothing open: billing's seeder can lock
+    it), and its billable time and expenses wait, priced, for the invoice run."""
+    window = (demo.month_before_last, _month_start(demo.month_before_last, 1) - dt.timedelta(days=1))
     for model in (TimeEntry, Expense):
         in_month = model.objects.filter(date__range=window)
         assert in_month.exists()
-        assert set(in_month.values_list("status", flat=True)) <= {"approved", "billed"}
+        assert set(in_month.values_list("status", flat=True)) == {"approved"}
+    for key in ("PRJ-DEMO-TM", "PRJ-DEMO-EXPENSES"):
+        unbilled = selectors.unbilled_items(project=demo.projects[key], up_to=window[1])
+        billable = TimeEntry.objects.filter(project=demo.projects[key], date__range=window, billable=True).count()
+        billable += Expense.objects.filter(project=demo.projects[key], date__range=window, billable=True).count()
+        assert len(unbilled) == billable > 10
+        assert all(item.amount > 0 for item in unbilled)
 
 
 def test_demo_fixed_fee_project_has_an_accepted_and_pending_milestones(demo):
