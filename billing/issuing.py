@@ -58,9 +58,11 @@ from projects.timesheets import time_entries_mark_billed
 from tax.services import tax_calculation_lock, tax_calculation_record
 
 from . import numbering
+from .credit_notes import credit_note_on_issue
 from .lock_objects import invoice_for_update, invoice_projects_for_update
 from .models import Invoice, InvoiceItem, InvoiceLine
-from .pricing import invoice_refigure
+from .pricing import invoice_refigure, tax_point_of
+from .tasks import invoice_pdf_enqueue
 
 INVOICE_URL = "billing.invoice"  # the page registers it; until then notifications carry no link
 
@@ -490,7 +492,9 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
 
     issue_date = timezone.localdate()
     approved_gross = invoice.gross_total
-    context, result = invoice_refigure(invoice, lines, tax_point=issue_date)
+    # A credit note reverses the VAT of the supply it corrects: priced with the credited invoice's tax point.
+    tax_point = tax_point_of(invoice) if invoice.kind == Invoice.Kind.CREDIT_NOTE else issue_date
+    context, result = invoice_refigure(invoice, lines, tax_point=tax_point)
     if invoice.gross_total != approved_gross:
         raise Conflict(
             f"On the issue date the total is {_money(invoice, invoice.gross_total)}, not the "
@@ -545,10 +549,13 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
     invoice.creditor_reference = reference
     invoice.status = Invoice.Status.ISSUED
     invoice.issued_by, invoice.issued_at = actor, timezone.now()
+    if invoice.kind == Invoice.Kind.CREDIT_NOTE:
+        credit_note_on_issue(invoice, actor=actor)  # the original's parties; checks; releases credited items
     try:
         # No savepoint: on a refused constraint the exception leaves this atomic block, which rolls back
         # the whole issue (the number included).
         _stamp(invoice, actor=actor, reason=f"Issued as {number}").save(update_fields=_ISSUE_FIELDS)
     except IntegrityError as exc:
         raise Conflict(f"{number} or its creditor reference {reference} is already used; nothing was issued.") from exc
+    invoice_pdf_enqueue(invoice)  # rendered once, in the queue, after this transaction commits
     return invoice

@@ -20,7 +20,12 @@ from .models import Invoice, InvoiceLine
 
 
 def tax_point_of(invoice: Invoice) -> dt.date:
-    """The issue date once issued; for a draft the day it would be issued (today)."""
+    """The issue date once issued; for a draft the day it would be issued (today). A credit note reverses the
+    VAT of the supply it corrects, so its tax point is the credited invoice's (the same rates apply)."""
+    if invoice.kind == Invoice.Kind.CREDIT_NOTE and invoice.credited_invoice_id:
+        credited_on = invoice.credited_invoice.issue_date
+        if credited_on:
+            return credited_on
     return invoice.issue_date or timezone.localdate()
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import credit_views, document_views, views
 
 app_name = "billing"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     ),
     path("invoices/<uuid:public_id>/issue/", views.InvoiceIssueView.as_view(), name="invoice-issue"),
     path("invoices/<uuid:public_id>/discard/", views.InvoiceDiscardView.as_view(), name="invoice-discard"),
+    path("invoices/<uuid:public_id>/credit/", credit_views.CreditNoteCreateView.as_view(), name="credit-note-create"),
+    path("invoices/<uuid:public_id>/pdf/", document_views.InvoicePdfView.as_view(), name="invoice-pdf"),
     path("runs/", views.RunListView.as_view(), name="run-list"),
     path("runs/start/", views.RunStartView.as_view(), name="run-start"),
     path("runs/<uuid:public_id>/", views.RunDetailView.as_view(), name="run-detail"),

@@ -32,6 +32,7 @@ from backbone.views import Guarded
 
 from . import forms as f
 from . import selectors as s
+from .credit_views import credit_notes_panel_context
 from .models import Invoice, InvoiceRun, RunException
 
 PAGE_SIZE = 25
@@ -421,6 +422,7 @@ def _invoice_detail(
         else None,
         "calculation_url": calculation_url,
         "awaiting_second_approval": invoice.status == Invoice.Status.DRAFT and invoice.approved_by_id is not None,
+        "credit_panel": credit_notes_panel_context(user=user, invoice=invoice),
     }
     return render(request, "billing/invoice_detail.html", context, status=status)
 

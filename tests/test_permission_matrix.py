@@ -160,6 +160,8 @@ _MATRIX = {
     "billing:invoice-return-to-draft":      (LOGIN, 403,   403,   403,   405,   405,   403,   405),
     "billing:invoice-issue":                (LOGIN, 403,   403,   403,   405,   403,   403,   405),
     "billing:invoice-discard":              (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "billing:invoice-pdf":                  (LOGIN, 403,   404,   403,   404,   404,   404,   404),
+    "billing:credit-note-create":           (LOGIN, 403,   403,   403,   409,   403,   403,   409),
     "billing:run-list":                     (LOGIN, 403,   403,   403,   200,   200,   200,   200),
     "billing:run-start":                    (LOGIN, 403,   403,   403,   405,   403,   403,   405),
     "billing:run-detail":                   (LOGIN, 403,   403,   403,   200,   200,   200,   200),
@@ -332,6 +334,8 @@ KWARGS = {
     "billing:invoice-return-to-draft": lambda w: {"public_id": w["invoice"].public_id},
     "billing:invoice-issue": lambda w: {"public_id": w["invoice"].public_id},
     "billing:invoice-discard": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:invoice-pdf": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:credit-note-create": lambda w: {"public_id": w["invoice"].public_id},  # a draft: 409 for finance
     "billing:run-detail": lambda w: {"public_id": w["invoice_run"].public_id},
     "billing:run-progress": lambda w: {"public_id": w["invoice_run"].public_id},
     "billing:run-retry": lambda w: {"public_id": w["invoice_run"].public_id},
