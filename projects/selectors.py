@@ -698,8 +698,34 @@ class UnbilledItem:
     note: str = ""  # a milestone's acceptance note, carried onto the invoice
 
 
+TIME_KINDS = frozenset({"time", "adjustment"})
+UNBILLED_KINDS = frozenset({"time", "adjustment", "expense", "milestone"})
+
+
+def unbilled_time(*, project: Project, up_to: dt.date) -> QuerySet[TimeEntry]:
+    """The approved, billable, unbilled time entries (adjustments included) of ``project`` dated on or before
+    ``up_to``: the rows ``unbilled_items`` prices one by one, as a query billing can narrow, aggregate and
+    copy in the database when there are too many to carry through Python."""
+    return TimeEntry.objects.filter(_unbilled([project.pk], up_to))
+
+
+def rate_resolver(project: Project):
+    """``rate(labour_category, day) -> Decimal | None``: ``rate_on`` for any number of days from one query of
+    the project's versions; None where ``rate_on`` raises (call it for the reason)."""
+    return _rate_resolver(project)
+
+
+def _unbilled(project_ids: list[int], up_to: dt.date) -> Q:
+    return Q(project_id__in=project_ids, status=EntryStatus.APPROVED, billable=True, date__lte=up_to)
+
+
 def unbilled_items(
-    *, project: Project | None = None, customer=None, up_to: dt.date, problems: list | None = None
+    *,
+    project: Project | None = None,
+    customer=None,
+    up_to: dt.date,
+    problems: list | None = None,
+    kinds: frozenset[str] = UNBILLED_KINDS,
 ) -> list[UnbilledItem]:
     """The approved, billable, unbilled time, adjustments and expenses dated on or before ``up_to`` of one
     project or all projects of one customer, each time item priced with the rate card of the contract
@@ -709,15 +735,21 @@ def unbilled_items(
     ``(entry, error)`` instead, so one unpriced entry does not hold back the rest.
 
     Accepted milestones with an amount (fixed-fee instalments) are items dated on their acceptance, with the
-    acceptance note. Queries: one for the projects, one per project for its versions, three for the items."""
+    acceptance note. ``kinds`` narrows the answer (billing takes expenses and milestones here and copies
+    time in the database). Queries: one for the projects, one per project for its versions, three for the
+    items (one per kind asked for)."""
     if (project is None) == (customer is None):
         raise ValueError("Give a project or a customer.")
     projects = [project] if project is not None else list(Project.objects.filter(customer=customer).order_by("pk"))
     by_pk = {p.pk: p for p in projects}
     rates = {p.pk: _rate_resolver(p) for p in projects}
-    base = Q(project_id__in=list(by_pk), status=EntryStatus.APPROVED, billable=True, date__lte=up_to)
+    base = _unbilled(list(by_pk), up_to)
     items: list[UnbilledItem] = []
-    for entry in TimeEntry.objects.filter(base).order_by("project_id", "date", "pk"):
+    time_entries = TimeEntry.objects.filter(base) if kinds & TIME_KINDS else TimeEntry.objects.none()
+    for entry in time_entries.order_by("project_id", "date", "pk"):
+        kind = "adjustment" if entry.adjusts_id else "time"
+        if kind not in kinds:
+            continue
         owner = by_pk[entry.project_id]
         rate = rates[entry.project_id](entry.labour_category, entry.date)
         if rate is None:
@@ -730,7 +762,7 @@ def unbilled_items(
                 continue
         items.append(
             UnbilledItem(
-                kind="adjustment" if entry.adjusts_id else "time",
+                kind=kind,
                 entry=entry,
                 project_id=entry.project_id,
                 date=entry.date,
@@ -742,7 +774,8 @@ def unbilled_items(
                 currency=owner.currency,
             )
         )
-    for expense in Expense.objects.filter(base).order_by("project_id", "date", "pk"):
+    expenses = Expense.objects.filter(base) if "expense" in kinds else Expense.objects.none()
+    for expense in expenses.order_by("project_id", "date", "pk"):
         amount = expense_billed_amount(expense)
         items.append(
             UnbilledItem(
@@ -759,10 +792,14 @@ def unbilled_items(
                 markup_percent=expense.markup_percent,
             )
         )
-    accepted = Milestone.objects.filter(
-        project_id__in=list(by_pk), status=Milestone.Status.ACCEPTED, accepted_on__lte=up_to, amount__gt=0
-    ).order_by("project_id", "accepted_on", "position", "pk")
-    for milestone in accepted:
+    accepted = (
+        Milestone.objects.filter(
+            project_id__in=list(by_pk), status=Milestone.Status.ACCEPTED, accepted_on__lte=up_to, amount__gt=0
+        )
+        if "milestone" in kinds
+        else Milestone.objects.none()
+    )
+    for milestone in accepted.order_by("project_id", "accepted_on", "position", "pk"):
         items.append(
             UnbilledItem(
                 kind="milestone",

@@ -16,6 +16,7 @@ from billing import services
 from billing.models import Invoice, InvoiceItem, InvoiceLine, InvoiceRun, RunException
 from customers.models import Address, Customer
 from projects import milestones as ms
+from projects import selectors as project_selectors
 from projects import timesheets as ts
 from projects.models import BillingRule, Milestone, Project, TimeEntry
 
@@ -310,3 +311,61 @@ def test_starting_checks_who_and_the_period(people, legal_entity, approved_time,
     InvoiceRun.objects.filter(pk=run.pk).update(status="running")
     with pytest.raises(Conflict, match="still running"):
         start(people, legal_entity)
+
+
+def test_every_time_item_is_priced_as_unbilled_items_prices_it_across_rate_changes_and_adjustments(
+    people, legal_entity, team, amend
+):
+    """The run copies time in the database: each item must still carry the selector's kind, hours, rate and
+    amount (hours x rate, half up: 0.25 h at 150.10 is 37.53), and sit on the line of its category and rate,
+    also when a rate comes back after a change (150, then 150.10, then 150 again)."""
+    rate = "Senior consultant"
+    amend(
+        team,
+        [{"op": "rate.set", "labour_category": rate, "rate": "150.10", "effective_from": "2026-03-11"}],
+        effective_from=dt.date(2026, 3, 11),
+    )
+    amend(
+        team,
+        [{"op": "rate.set", "labour_category": rate, "rate": "150", "effective_from": "2026-03-13"}],
+        effective_from=dt.date(2026, 3, 13),
+    )
+    day = [MON + dt.timedelta(days=n) for n in range(8)]
+    approve_more(people, team, day[0], day[1], day[4])
+    approve_more(people, team, day[2], day[3], hours="0.25")
+    approve_more(people, team, day[0], category="Developer", hours="1.75", person="consultant")
+    (billed,) = approve_more(people, team, day[7])
+    ts.time_entries_mark_billed(entries=[billed], invoice_ref="DE-1")
+    adjustment = ts.time_entry_adjust(actor=people["sales"], original=billed, hours="-1.5", description="Shorter")
+    ts.timesheet_submit(actor=people["sales"], week_start=day[7])
+    ts.time_entries_approve(actor=people["pm"], entries=[adjustment])
+    priced = project_selectors.unbilled_items(project=team, up_to=PERIOD["period_end"])
+    assert len(priced) == 7
+
+    run = run_once(people, legal_entity)
+
+    items = list(InvoiceItem.objects.filter(invoice__run=run).select_related("line"))
+    assert {i.time_entry_id: (i.kind, i.quantity, i.unit_price, i.amount, i.date, i.description) for i in items} == {
+        p.entry.pk: (p.kind, p.quantity, p.unit_price, p.amount, p.date, p.description) for p in priced
+    }
+    assert {i.amount for i in items if i.unit_price == Decimal("150.10")} == {Decimal("37.53")}
+    developer = project_selectors.rate_on(project=team, labour_category="Developer", day=day[0])
+    lines = list(run.invoices.get().lines.order_by("position"))
+    assert [(line.kind, line.labour_category, line.quantity, line.unit_price) for line in lines] == [
+        ("time", rate, Decimal("24"), Decimal("150")),
+        ("time", "Developer", Decimal("1.75"), developer),
+        ("time", rate, Decimal("0.5"), Decimal("150.10")),
+        ("adjustment", rate, Decimal("-1.5"), Decimal("150")),
+    ]
+    assert [line.net_amount for line in lines] == [
+        Decimal("3600.00"),
+        (Decimal("1.75") * developer).quantize(Decimal("0.01")),
+        Decimal("75.05"),
+        Decimal("-225.00"),
+    ]
+    assert (lines[0].service_start, lines[0].service_end) == (day[0], day[4])
+    for line in lines:
+        mine = [i for i in items if i.line_id == line.pk]
+        assert sum(i.quantity for i in mine) == line.quantity and {i.unit_price for i in mine} == {line.unit_price}
+    assert len({i.public_id for i in items}) == len(items) and {i.public_id.version for i in items} == {4}
+    assert all(i.live and i.created_at and i.person_name == "" for i in items)

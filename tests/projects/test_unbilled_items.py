@@ -88,3 +88,23 @@ def test_a_rate_that_went_missing_is_refused_not_guessed(team, people):
     approve(people, [entry])
     with pytest.raises(RateMissing, match="Architect"):
         selectors.unbilled_items(project=team, up_to=MON)
+
+
+def test_kinds_narrow_the_items_and_unbilled_time_is_the_time_they_price(team, people, django_assert_num_queries):
+    sales, con = people["sales"], people["consultant"]
+    entries = approve(people, submitted(sales, team, MON, MON + dt.timedelta(days=1)))
+    kept = spend(con, team, amount="100.00")
+    ts.timesheet_submit(actor=con, week_start=MON)
+    ts.time_entries_approve(actor=people["pm"], entries=[kept])
+    up_to = dt.date(2026, 3, 31)
+    everything = selectors.unbilled_items(project=team, up_to=up_to)
+    assert sorted(i.kind for i in everything) == ["expense", "time", "time"]
+    with django_assert_num_queries(1):  # expenses only: no versions, no time, no milestones
+        (expense,) = selectors.unbilled_items(project=team, up_to=up_to, kinds=frozenset({"expense"}))
+    assert expense.entry == kept
+    timed = selectors.unbilled_items(project=team, up_to=up_to, kinds=frozenset({"time", "adjustment"}))
+    assert [i.entry for i in timed] == entries
+    assert list(selectors.unbilled_time(project=team, up_to=up_to).order_by("date")) == entries
+    assert selectors.rate_resolver(team)("Senior consultant", MON) == selectors.rate_on(
+        project=team, labour_category="Senior consultant", day=MON
+    )
