@@ -65,6 +65,8 @@ run: $(RUNTIME_STAMP)
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
+	$(PY) manage.py schedule_invoice_runs
+	$(PY) manage.py schedule_outbox_sweep
 	@echo
 	@echo "Throughline is starting at http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	@echo "Sign in with one of the demo logins above. Ctrl-C stops the web server and the worker."

@@ -58,6 +58,27 @@ class RolePermissions(permissions.DjangoModelPermissions):
         return super().has_permission(request, view)
 
 
+class ActionPermissions(RolePermissions):
+    """Deny by default, with the model permissions each action needs where the HTTP method says too little
+    (approving is a POST, yet needs ``approve_invoice``, not ``add_invoice``). ``NEEDS`` is keyed by the
+    action's name, or by ``(action, method)`` where one action answers several methods (a GET list and a POST
+    add); the pair wins. Actions missing from ``NEEDS`` fall back to the method's model permission."""
+
+    NEEDS: dict[str | tuple[str, str], tuple[str, ...]] = {}
+
+    def has_permission(self, request, view) -> bool:
+        action = getattr(view, "action", None) or ""
+        needed = self.NEEDS.get((action, request.method), self.NEEDS.get(action))
+        if needed is None:
+            return super().has_permission(request, view)
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if request.method not in permissions.SAFE_METHODS and is_read_only(user):
+            return False
+        return all(user.has_perm(perm) for perm in needed)
+
+
 def _flatten_detail(detail):
     if isinstance(detail, dict):
         return {key: _flatten_detail(value) for key, value in detail.items()}

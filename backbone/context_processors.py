@@ -52,6 +52,7 @@ NAVIGATION = [
     ("Import time", "projects:time-import", "upload", "projects.add_timeentry"),
     ("Invoices", "billing:invoice-list", "receipt-cutoff", "billing.view_invoice"),
     ("Invoice runs", "billing:run-list", "play-circle", "billing.view_invoicerun"),
+    ("Outbox", "outbox", "envelope-paper", "backbone.view_outboundmessage"),
     ("Catalog", "customers:product-list", "box-seam", "customers.view_product"),
     ("Legal entities", "customers:legal-entity-list", "building", "customers.view_legalentity"),
     ("Tax", "tax:rate-table", "percent", "tax.view_taxrate"),
@@ -73,7 +74,7 @@ GROUPS = [
         "stopwatch",
         ("projects:timesheet", "projects:expense-list", "projects:approval-queue", "projects:time-import"),
     ),
-    ("Billing", "cash-coin", ("billing:invoice-list", "billing:run-list")),
+    ("Billing", "cash-coin", ("billing:invoice-list", "billing:run-list", "outbox")),
     (
         "Reference",
         "journal-bookmark",

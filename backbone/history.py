@@ -34,6 +34,13 @@ def set_actor(instance: models.Model, user: Any) -> models.Model:
     return instance
 
 
+def stamp(instance: models.Model, *, actor: Any, reason: str) -> models.Model:
+    """Who and why for the next history record of ``instance``: what every service does before a save."""
+    set_actor(instance, actor)
+    set_reason(instance, reason)
+    return instance
+
+
 def changed_fields(history_instance: Any) -> list[str]:
     previous = history_instance.prev_record
     if previous is None:

@@ -189,3 +189,82 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class OutboundMessage(PublicModel):
+    """An email the product sends on someone's behalf (an invoice, a credit note, a reminder), kept with its
+    attachments and every delivery attempt: the Outbox. Sending happens in the queue and is retried with
+    backoff; a failed message loses nothing and can be sent again."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RETRYING = "retrying", "Waiting to retry"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    topic = models.CharField(max_length=40, db_index=True, help_text="invoice, credit_note, reminder…")
+    about_id = models.UUIDField(null=True, blank=True, db_index=True, help_text="Public ID of what it is about.")
+    about_label = models.CharField(max_length=120, blank=True, help_text="e.g. the invoice number.")
+    about_url = models.CharField(max_length=300, blank=True, help_text="Path of the page it is about.")
+    from_email = models.CharField(max_length=254)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list, blank=True)
+    reply_to = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=5)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("resend_outboundmessage", "Can send a failed message again")]
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class OutboundAttachment(models.Model):
+    """A file sent with a message: a reference to a stored file (not a copy), with its SHA-256."""
+
+    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    storage_name = models.CharField(max_length=300, help_text="The file's name in the default storage.")
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["message", "id"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class DeliveryAttempt(models.Model):
+    """One try at handing a message to the mail server, and what came of it."""
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="delivery_attempts")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["message", "number"]
+        constraints = [models.UniqueConstraint(fields=["message", "number"], name="delivery_attempt_once")]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.number}: {self.outcome or 'in progress'}"

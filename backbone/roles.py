@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from .errors import NotPermitted
+
 
 class Role(models.TextChoices):
     SALES = "sales", "Sales"
@@ -35,6 +37,14 @@ def has_role(user, *roles: str) -> bool:
 def is_read_only(user) -> bool:
     """Auditors change nothing, anywhere, even when they also hold another role."""
     return has_role(user, Role.AUDITOR) and not user.is_superuser
+
+
+def require_writer(user) -> None:
+    """Refuse a change by someone signed out or read-only (auditors), before any other check."""
+    if not getattr(user, "is_authenticated", False):
+        raise NotPermitted("Sign in to make changes.")
+    if is_read_only(user):
+        raise NotPermitted("Auditors can view everything but change nothing.")
 
 
 ALL_VIEW = "*view"  # every view_* permission of the app, historical models included

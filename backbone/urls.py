@@ -12,3 +12,9 @@ urlpatterns = [
     path("notifications/", views.NotificationListView.as_view(), name="notifications"),
     path("notifications/read/", views.NotificationReadView.as_view(), name="notification-read"),
 ]
+
+urlpatterns += [
+    path("outbox/", views.OutboxListView.as_view(), name="outbox"),
+    path("outbox/<uuid:public_id>/", views.OutboxDetailView.as_view(), name="outbox-detail"),
+    path("outbox/<uuid:public_id>/resend/", views.OutboxResendView.as_view(), name="outbox-resend"),
+]

@@ -3,6 +3,7 @@ notifications."""
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -15,11 +16,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
-from . import selectors
+from . import outbox, selectors
+from .errors import DomainError
 from .forms import HistoryFilterForm
 from .history import audit_chain_verify, entry_digest, entry_payload
 from .links import object_url
-from .models import Notification
+from .models import Notification, OutboundMessage
 from .roles import Role, is_read_only
 
 # The demo people seed_demo creates, one per role (ROLES.md).
@@ -208,3 +210,94 @@ def _back_to(request) -> str:
     if back.startswith(list_path) and _is_local(request, back):
         return back
     return list_path
+
+
+# --- the Outbox -----------------------------------------------------------------------------------------------
+
+OUTBOX_PAGE_SIZE = 25
+
+
+class OutboxFilterForm(forms.Form):
+    """The Outbox's filters; an unknown value is an error shown next to its input, never a 500."""
+
+    q = forms.CharField(label="Search", max_length=200, required=False)
+    status = forms.ChoiceField(label="Status", required=False)
+    topic = forms.ChoiceField(label="About", required=False)
+
+    def __init__(self, *args, topics: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [("", "Any status"), *OutboundMessage.Status.choices]
+        self.fields["topic"].choices = [("", "Anything"), *[(t, outbox.topic_label(t)) for t in topics]]
+        self.fields["q"].widget.attrs.update(
+            {"class": "form-control", "placeholder": "Subject, recipient or number", "autocomplete": "off"}
+        )
+        for name in ("status", "topic"):
+            self.fields[name].widget.attrs["class"] = "form-select"
+
+    def filters(self) -> dict[str, str]:
+        if not self.is_bound or not self.is_valid():
+            return {}
+        return {key: self.cleaned_data[key] or "" for key in ("q", "status", "topic")}
+
+
+class OutboxListView(Guarded):
+    """Every message the product sent or is sending, newest first, filterable by status and topic: recipients,
+    subject, status, attempts, attachments (name, size, SHA-256) and a link to what it is about. A constant
+    number of queries per page."""
+
+    permission_required = (outbox.VIEW_PERMISSION,)
+
+    def get(self, request):
+        bound = any(request.GET.get(key) for key in ("q", "status", "topic"))
+        form = OutboxFilterForm(request.GET if bound else None, topics=outbox.outbox_topics())
+        messages_ = outbox.outbox_messages(user=request.user, **form.filters())
+        page_obj = outbox.paginate(messages_, request.GET.get("page"), per_page=OUTBOX_PAGE_SIZE)
+        for message in page_obj.object_list:
+            message.topic_label = outbox.topic_label(message.topic)
+        context = {
+            "page_obj": page_obj,
+            "outbox_messages": page_obj.object_list,
+            "filter_form": form,
+            "is_filtered": bound,
+        }
+        return render(request, "backbone/outbox_list.html", context)
+
+
+class OutboxDetailView(Guarded):
+    """One message as it was sent: headers, body, attachments with their SHA-256, and every attempt."""
+
+    permission_required = (outbox.VIEW_PERMISSION,)
+
+    def get(self, request, public_id):
+        return _outbox_detail(request, outbox.outbox_message_get(user=request.user, public_id=public_id))
+
+
+def _outbox_detail(request, message, *, error: DomainError | None = None, status: int = 200):
+    message.topic_label = outbox.topic_label(message.topic)
+    context = {
+        "message": message,
+        "attempts": list(message.delivery_attempts.all()),
+        "attachments": list(message.attachments.all()),
+        "can_resend": outbox.can_resend(user=request.user, message=message),
+        "error": error,
+    }
+    return render(request, "backbone/outbox_detail.html", context, status=status)
+
+
+class OutboxResendView(Guarded):
+    """POST only: "Send again" of a failed message (``backbone.outbox.message_resend``); its refusal is shown on
+    the message's page with its status code."""
+
+    permission_required = (outbox.VIEW_PERMISSION, outbox.RESEND_PERMISSION)
+    writes = True
+    http_method_names = ["post"]
+
+    def post(self, request, public_id):
+        message = outbox.outbox_message_get(user=request.user, public_id=public_id)
+        try:
+            outbox.message_resend(actor=request.user, message=message)
+        except DomainError as exc:
+            fresh = outbox.outbox_message_get(user=request.user, public_id=public_id)
+            return _outbox_detail(request, fresh, error=exc, status=exc.status_code)
+        messages.success(request, "The message is queued again for a new series of attempts.")
+        return redirect("outbox-detail", public_id=message.public_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db.models import Count, Q
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -18,15 +18,14 @@ from backbone.api import (
     IDEMPOTENCY_KEY,
     READ_ERRORS,
     WRITE_ERRORS,
+    ActionPermissions,
     ApiViewMixin,
-    RolePermissions,
     idempotent,
     lookup_public_id,
     parse,
 )
-from backbone.roles import is_read_only
 
-from . import selectors, services
+from . import api_delivery, api_documents, api_drafts, api_portal, selectors, services
 from .models import Invoice, InvoiceRun
 from .serializers import (
     InvoiceDetailSerializer,
@@ -37,24 +36,6 @@ from .serializers import (
     ReasonSerializer,
     RunExceptionSerializer,
 )
-
-
-class ActionPermissions(RolePermissions):
-    """Deny by default, with the permission each action needs where the HTTP method says too little."""
-
-    NEEDS: dict[str, tuple[str, ...]] = {}
-
-    def has_permission(self, request, view) -> bool:
-        needed = self.NEEDS.get(getattr(view, "action", None))
-        if needed is None:
-            return super().has_permission(request, view)
-        user = request.user
-        if not (user and user.is_authenticated):
-            return False
-        if request.method not in permissions.SAFE_METHODS and is_read_only(user):
-            return False
-        return all(user.has_perm(perm) for perm in needed)
-
 
 # --- runs ---------------------------------------------------------------------------------------------
 
@@ -164,6 +145,10 @@ class InvoicePermissions(ActionPermissions):
         "return_to_draft": ("billing.view_invoice",),  # the service decides: approvers and editors
         "issue": ("billing.issue_invoice",),
         "discard": ("billing.change_invoice",),
+        **api_drafts.NEEDS,
+        **api_delivery.NEEDS,
+        **api_documents.NEEDS,
+        **api_portal.NEEDS,
     }
 
 
@@ -192,7 +177,16 @@ class InvoiceFilter(filters.FilterSet):
     ),
 )
 @extend_schema(tags=["invoices"])
-class InvoiceViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class InvoiceViewSet(
+    api_drafts.InvoiceDraftsActions,
+    api_delivery.InvoiceDeliveryActions,
+    api_documents.InvoiceDocumentsActions,
+    api_portal.InvoicePortalActions,
+    ApiViewMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
     """Draft → approved (maker-checker: above the approver's limit a second person approves) → issued (gapless
     number, frozen seller and buyer, tax evidence, the billed items marked billed). Issued invoices never
     change; corrections are credit notes."""

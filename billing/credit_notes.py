@@ -20,11 +20,15 @@ a line the engine would now tax differently (the customer's VAT details changed,
 reason, both when the draft is made and again when it is issued (``credit_note_on_issue``).
 
 **Release for rebilling.** With ``release_items`` the credited source items (time, expenses, milestones,
-retainer months) become billable again once the credit note is issued: the original's ``InvoiceItem`` rows are
-released (``live`` true → false, the one change the trigger of ``0003_issued_invoices_immutable`` allows on an
-issued invoice) and the projects app puts its entries back from billed to approved. Only whole lines credited
-in full may release their items (a partial credit leaves the work billed). Until the projects app has the
-service that does its half, release is refused (``RELEASE_AVAILABLE``).
+retainer months) become billable again once the credit note is issued, inside the issuing transaction: the
+original's live ``InvoiceItem`` rows of the credited lines are released (``live`` true → false, the one
+change the trigger of ``0003_issued_invoices_immutable`` allows on an issued invoice), and the projects app
+puts their sources back (time and expenses billed → approved, milestones billed → accepted, the invoice
+reference cleared) through its own services. A retainer month has no source row: its released item was the
+record that it was billed. The next invoice run then bills them again, once, at the price in force on each
+item's date. Only lines credited in full may release their items: when the draft is made (a partial credit is
+refused, naming the line) and again at issue, where "in full" counts the issued credit notes and this one
+(not drafts, which may still be discarded). All or nothing: any refusal rolls the whole issue back.
 
 Lock order: the original invoice (``FOR NO KEY UPDATE``: it serialises credit notes of one invoice without
 blocking the ``FOR KEY SHARE`` that the item trigger takes when an issuing transaction releases items), then
@@ -40,19 +44,22 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 
 from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
-from backbone.history import set_actor, set_reason
+from backbone.history import stamp
 from backbone.money import format_money, quantize
 from backbone.roles import is_read_only
+from projects.milestones import milestones_release_billed
+from projects.models import Expense, Milestone, TimeEntry
+from projects.timesheets import time_entries_release_billed
 
 from .models import CreditReason, Invoice, InvoiceItem, InvoiceLine
 from .pricing import invoice_refigure
 
-# The projects app has no service yet that puts billed entries back to approved (and its trigger refuses the
-# change): until it has, a credit note may not release its items. Proposal: /tmp/credit_proposal/.
-RELEASE_AVAILABLE = False
+# Whether a credit note may release its items for rebilling (the projects app's ``*_release_billed`` services
+# and its trigger of ``0009_release_billed`` do their half). Pages and the API offer the option when true.
+RELEASE_AVAILABLE = True
 RELEASE_UNAVAILABLE_MESSAGE = (
     "Releasing the credited items for rebilling is not available yet; create the credit note without it "
     "(the items stay billed on the original invoice)."
@@ -65,12 +72,6 @@ _MAX_QUANTITY_PLACES = 4  # InvoiceLine.quantity has four decimal places
 
 
 # --- guards -------------------------------------------------------------------------------------------
-
-
-def _stamp(instance, *, actor, reason: str):
-    set_actor(instance, actor)
-    set_reason(instance, reason)
-    return instance
 
 
 def _require_creditor(actor) -> None:
@@ -183,6 +184,13 @@ def invoice_balance(invoice: Invoice) -> dict[str, Any]:
 def credit_notes_of(invoice: Invoice):
     """The credit notes of ``invoice`` (discarded ones too: the record), oldest first."""
     return Invoice.objects.filter(credited_invoice=invoice, kind=Invoice.Kind.CREDIT_NOTE).order_by("created_at", "id")
+
+
+def billed_items_by_line(invoice: Invoice) -> dict[int, int]:
+    """Per line of ``invoice`` (by pk): how many source items it still bills (live items), which a credit of the
+    whole line may release for rebilling. One query."""
+    rows = InvoiceItem.objects.filter(invoice=invoice, live=True).order_by().values("line_id").annotate(n=Count("id"))
+    return {row["line_id"]: row["n"] for row in rows}
 
 
 # --- create -------------------------------------------------------------------------------------------
@@ -467,11 +475,11 @@ def credit_note_create(
         releases_items=bool(release_items),
     )
     what = "in full" if full else f"{len(planned)} line{'s' if len(planned) != 1 else ''}"
-    _stamp(note, actor=actor, reason=f"Credit note for {original.number} ({what}): {CreditReason(reason).label}").save()
+    stamp(note, actor=actor, reason=f"Credit note for {original.number} ({what}): {CreditReason(reason).label}").save()
     note_lines = []
     for position, plan in enumerate(sorted(planned, key=lambda p: (p.source.line.position, p.source.line.pk)), 1):
         line = _credit_line(note, position, plan, original)
-        _stamp(line, actor=actor, reason=f"Credits line {plan.source.line.position} of {original.number}").save()
+        stamp(line, actor=actor, reason=f"Credits line {plan.source.line.position} of {original.number}").save()
         note_lines.append(line)
 
     # Priced with the original's tax point: a credit note reverses the VAT of the supply it corrects.
@@ -498,9 +506,10 @@ def credit_note_on_issue(credit_note: Invoice, *, actor) -> None:
     A credit note made by hand without a credited invoice (no ``credited_invoice``) is left to issuing as it
     is, and so are its lines that name no credited line: only what names the original is checked.
 
-    Raises a ``DomainError`` to refuse; the issue rolls back with its number. Takes no row lock of its own
-    before writing (the issuing transaction already holds the projects; the original invoice is only read),
-    so it adds no lock-order edge after the number counter."""
+    Raises a ``DomainError`` to refuse; the issue rolls back with its number (and any release with it). Takes no
+    row lock of its own before writing (the issuing transaction already holds the projects; the original invoice
+    is only read). A release locks the released entries and milestones through the projects services, after
+    their projects (held by the issue already), exactly as the billed mark of an invoice's issue does."""
     if credit_note.kind != Invoice.Kind.CREDIT_NOTE or credit_note.credited_invoice_id is None:
         return
     original = Invoice.objects.get(pk=credit_note.credited_invoice_id)
@@ -536,31 +545,48 @@ def _beyond(net: Decimal, credited: Decimal) -> bool:
     return credited > net if net >= ZERO else credited < net
 
 
+def _credited_by_issued(original: Invoice, credit_note: Invoice) -> dict[int, Decimal]:
+    """Per line of ``original``: what the issued credit notes and ``credit_note`` (being issued) credit (negative
+    for a positive line). Drafts do not count here: they may still be discarded."""
+    rows = InvoiceLine.objects.filter(credited_line__invoice=original).filter(
+        Q(invoice__status=Invoice.Status.ISSUED, invoice__kind=Invoice.Kind.CREDIT_NOTE) | Q(invoice=credit_note)
+    )
+    return {
+        row["credited_line_id"]: row["total"] or ZERO
+        for row in rows.order_by().values("credited_line_id").annotate(total=Sum("net_amount"))
+    }
+
+
 def _release(credit_note: Invoice, original: Invoice, note_lines: list[InvoiceLine], *, actor) -> int:
-    """Release the items of the credited lines (each credited in full by now) and give their sources back to
-    billing through the projects app. Returns the number of items released."""
+    """Release the items of the credited lines and give their sources back to billing through the projects app;
+    each line must be credited in full by the issued credit notes and this one. Returns the number of items
+    released (0 when another credit note released them already, which the partial check makes impossible)."""
     if not RELEASE_AVAILABLE:
         raise ValidationFailed(RELEASE_UNAVAILABLE_MESSAGE, field="release_items")
-    credited = credited_by_line(original)
+    credited = _credited_by_issued(original, credit_note)
     sources = {line.pk: line for line in InvoiceLine.objects.filter(invoice=original)}
     line_ids = sorted({line.credited_line_id for line in note_lines})
-    if any(sources[pk].net_amount + credited.get(pk, ZERO) != ZERO for pk in line_ids):
+    partial = [sources[pk] for pk in line_ids if sources[pk].net_amount + credited.get(pk, ZERO) != ZERO]
+    if partial:
+        source = partial[0]
+        done = _money(-credited.get(source.pk, ZERO), original.currency)
         raise Conflict(
-            f"{credit_note} releases the items of lines that are not credited in full; nothing was issued.",
+            f"The credit note cannot be issued: it releases the items of {line_label(source)} of {original.number}, "
+            f"but issued credit notes and this one credit only {done} of its "
+            f"{_money(source.net_amount, original.currency)}; only lines credited in full release their items "
+            "(issue the other credit notes of the line first). Nothing was issued.",
             field="release_items",
         )
     items = list(InvoiceItem.objects.filter(invoice=original, line_id__in=line_ids, live=True).order_by("pk"))
     if not items:
         return 0
-    # The one change the trigger allows on an issued invoice's items: live true -> false.
+    # The one change the trigger allows on an issued invoice's items: live true -> false. A later run may then
+    # bill the sources again (the partial unique constraints hold live items only).
     InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(live=False)
     entries, milestones = _sources_of(items)
     reference = credit_note.number or str(credit_note)
-    # The projects app's own services (billing never writes projects' rows). Imported here until they exist:
-    # see /tmp/credit_proposal/ (then move the imports to the top of the module).
-    from projects.milestones import milestones_release_billed
-    from projects.timesheets import time_entries_release_billed
-
+    # The projects app's own services (billing never writes projects' rows); they lock the projects (held by
+    # the issue already) and the rows, and refuse anything not billed on the original.
     if entries:
         time_entries_release_billed(entries=entries, invoice_ref=original.number, credit_ref=reference, actor=actor)
     if milestones:
@@ -571,8 +597,6 @@ def _release(credit_note: Invoice, original: Invoice, note_lines: list[InvoiceLi
 def _sources_of(items: list[InvoiceItem]) -> tuple[list, list]:
     """The time entries and expenses, and the milestones, behind ``items`` (retainer months have no source
     row: the released item itself was the record that the month was billed)."""
-    from projects.models import Expense, Milestone, TimeEntry
-
     ids: dict[type, set[int]] = defaultdict(set)
     for item in items:
         if item.time_entry_id:

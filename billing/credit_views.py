@@ -98,10 +98,11 @@ class CreditNoteCreateView(Guarded):
         except DomainError as exc:
             form.apply_domain_errors(exc, chosen_fields)
             return _render(request, invoice, form=form, error=exc, status=exc.status_code)
+        release = " Issuing it releases the credited items for rebilling." if note.releases_items else ""
         messages.success(
             request,
             f"Draft credit note of {format_money(-note.gross_total, note.currency)} for {invoice.number} created; "
-            "approve and issue it to give it its number.",
+            f"approve and issue it to give it its number.{release}",
         )
         return redirect("billing:invoice-detail", public_id=note.public_id)
 
@@ -119,7 +120,7 @@ def _render(
     context = {
         "invoice": invoice,
         "form": form,
-        "rows": form.rows() if form is not None else [],
+        "rows": form.rows(cn.billed_items_by_line(invoice)) if form is not None else [],
         "balance": cn.invoice_balance(invoice) if invoice.status == Invoice.Status.ISSUED else None,
         "error": _error_context(error),
         "invoice_url": _detail_url(invoice),

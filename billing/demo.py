@@ -8,10 +8,12 @@ it that she made herself (the run's drafts are hers) is approved by the demo exe
 rule of ``billing.issuing`` wants; finance then issues, so the month's items are billed with real, gapless
 invoice numbers.
 
-Then the client queries an invoiced day: 1.5 h of one of the consultant's billed days on the
-time-and-materials project were logged twice. He credits them with a negative adjustment (the billed
-original never changes), submits it and the project manager approves it: it flows into the next invoice.
-Finance then locks the month, when nothing in it is open (draft, submitted or rejected).
+The issued invoices go out by email with their PDFs (the messages wait in the Outbox for the worker), and
+the client of the first one disputes its hours from the portal. Then the client queries an invoiced day:
+1.5 h of one of the consultant's billed days on the time-and-materials project were logged twice. He
+credits them with a negative adjustment (the billed original never changes), submits it and the project
+manager approves it: it flows into the next invoice. Finance then locks the month, when nothing in it is
+open (draft, submitted or rejected).
 
 Last, finance runs last month: its drafts (the adjustment among them) wait for her review; the smallest one
 within her limit is approved but not issued. What a run cannot bill stays with it as run exceptions, with
@@ -32,14 +34,18 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.utils import timezone
 
+from backbone.models import OutboundMessage
 from backbone.services import external_id_lookup
 from customers.models import Deal, LegalEntity
 from projects.models import EntryStatus, Expense, LockedPeriod, Project, TimeEntry
 from projects.timesheets import period_lock, time_entries_approve, time_entry_adjust, timesheet_submit
 
+from .delivery import invoice_send
+from .disputes import dispute_raise
 from .issuing import approval_limit, invoice_approve, invoice_issue
-from .models import Invoice, InvoiceRun, RunException
+from .models import Dispute, Invoice, InvoiceRun, RunException
 from .services import invoice_run_execute, invoice_run_start
+from .tasks import invoice_pdf_render_within
 
 DEMO_SYSTEM = "demo"
 # The demo deals of the projects seeder (their external IDs); each was won into one project.
@@ -114,6 +120,54 @@ def _review(runs: list[InvoiceRun], *, finance) -> None:
         invoice_approve(actor=finance, invoice=min(within, key=lambda i: (i.gross_total, i.pk)))
 
 
+# --- delivery and the client's dispute ------------------------------------------------------------------------
+
+
+def _deliver(runs: list[InvoiceRun], *, finance) -> int:
+    """The issued invoices go out by email with their PDF (rendered here rather than waiting for the worker);
+    the messages wait in the Outbox for the worker, which hands them to the mail backend (the console in the
+    demo). An invoice already sent is left alone. Returns how many were queued."""
+    sent = 0
+    issued = Invoice.objects.filter(run__in=runs, status=Invoice.Status.ISSUED, kind=Invoice.Kind.INVOICE)
+    already = set(
+        OutboundMessage.objects.filter(about_id__in=issued.values("public_id")).values_list("about_id", flat=True)
+    )
+    for invoice in issued.select_related("customer").order_by("pk"):
+        if invoice.public_id in already:
+            continue
+        invoice_pdf_render_within(invoice.pk)
+        contacts = invoice.customer.contacts.filter(is_active=True).order_by("-receives_invoices", "pk")
+        first = contacts.first()
+        to = None if contacts.filter(receives_invoices=True).exists() else ([first.email] if first else None)
+        if to is None and first is None:
+            continue  # nobody to send it to: finance sees it unsent on the invoice
+        invoice_send(actor=finance, invoice=invoice, to=to)
+        sent += 1
+    return sent
+
+
+def _dispute(runs: list[InvoiceRun]) -> int:
+    """The client of the first invoice sent questions the hours billed from the portal (once)."""
+    invoice = (
+        Invoice.objects.filter(run__in=runs, status=Invoice.Status.ISSUED, kind=Invoice.Kind.INVOICE)
+        .select_related("customer")
+        .order_by("pk")
+        .first()
+    )
+    if invoice is None or Dispute.objects.filter(invoice=invoice).exists():
+        return 0
+    contact = invoice.customer.contacts.filter(is_active=True).order_by("-receives_invoices", "pk").first()
+    dispute_raise(
+        invoice=invoice,
+        reason=Dispute.Reason.AMOUNT,
+        message="The hours for the 2nd week look high to us: we agreed on a half day for the review meeting. "
+        "Could you check them before we pay?",
+        contact_name=contact.full_name if contact else "Accounts payable",
+        contact_email=contact.email if contact else "ap@example.com",
+    )
+    return 1
+
+
 # --- the client's query: an adjustment of billed time --------------------------------------------------------
 
 
@@ -166,7 +220,7 @@ def _lock_if_done(*, month: dt.date, finance) -> int:
 # --- the seeder ----------------------------------------------------------------------------------------------
 
 
-def _summary(runs: list[InvoiceRun], *, new: int, adjusted: int, locked: int) -> str:
+def _summary(runs: list[InvoiceRun], *, new: int, adjusted: int, locked: int, sent: int, disputed: int) -> str:
     invoices = Counter(
         dict(
             Invoice.objects.filter(run__in=runs)
@@ -191,6 +245,7 @@ def _summary(runs: list[InvoiceRun], *, new: int, adjusted: int, locked: int) ->
         + ", ".join(f"{invoices[s]} {s}" for s in statuses if invoices[s] or s != Invoice.Status.DISCARDED)
         + f"; {sum(reasons.values())} run exceptions"
         + (f" ({', '.join(f'{n} {reason}' for reason, n in sorted(reasons.items()))})" if reasons else "")
+        + f"; {sent} sent by email, {disputed} disputed from the portal"
         + f"; {adjusted} new adjustment of billed time, {locked} month locked"
     )
 
@@ -209,6 +264,8 @@ def seed_billing(*, password: str = "", **_) -> str:
         _approve_and_issue(run, finance=finance, executive=executive)
         runs.append(run)
         new += created
+    sent = _deliver(runs, finance=finance)
+    disputed = _dispute(runs)
     adjusted = _adjust_billed(projects.get("PRJ-DEMO-TM"), month=billed, consultant=consultant, pm=pm)
     locked = _lock_if_done(month=billed, finance=finance)
     fresh = []
@@ -220,4 +277,4 @@ def seed_billing(*, password: str = "", **_) -> str:
     if fresh:
         _review(fresh, finance=finance)
     new += len(fresh)
-    return _summary(runs, new=new, adjusted=adjusted, locked=locked)
+    return _summary(runs, new=new, adjusted=adjusted, locked=locked, sent=sent, disputed=disputed)

@@ -61,14 +61,17 @@ class CreditNoteForm(forms.Form):
                 widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
             )
 
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per line of the invoice for the template: the line, its amounts and its two inputs."""
+    def rows(self, billed_items: dict[int, int] | None = None) -> list[dict[str, Any]]:
+        """One row per line of the invoice for the template: the line, its amounts, its two inputs and how many
+        billed items a credit of the whole line could release (``billed_items`` by line pk)."""
+        billed_items = billed_items or {}
         return [
             {
                 "creditable": creditable,
                 "line": creditable.line,
                 "check": self[f"line_{creditable.line.public_id.hex}"],
                 "amount": self[f"amount_{creditable.line.public_id.hex}"],
+                "billed_items": billed_items.get(creditable.line.pk, 0),
             }
             for creditable in self.creditable
         ]

@@ -45,11 +45,11 @@ from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
-from backbone.history import set_actor, set_reason
+from backbone.history import stamp
 from backbone.links import object_url
 from backbone.models import UserProfile
 from backbone.money import format_money
-from backbone.roles import Role, has_role, is_read_only
+from backbone.roles import Role, has_role, is_read_only, require_writer
 from backbone.services import notify, sequence_next
 from customers.models import Address, BankAccount, Customer, LegalEntity, LegalEntityRegistration
 from projects.milestones import milestones_mark_billed
@@ -84,19 +84,6 @@ _ISSUE_FIELDS = [
 
 
 # --- guards -------------------------------------------------------------------------------------------
-
-
-def _require_writer(actor) -> None:
-    if not getattr(actor, "is_authenticated", False):
-        raise NotPermitted("Sign in to make changes.")
-    if is_read_only(actor):
-        raise NotPermitted("Auditors can view everything but change nothing.")
-
-
-def _stamp(instance, *, actor, reason: str):
-    set_actor(instance, actor)
-    set_reason(instance, reason)  # a text field (SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD)
-    return instance
 
 
 def _is_admin(user) -> bool:
@@ -205,7 +192,7 @@ def invoice_approve(*, actor, invoice: Invoice) -> Invoice:
     Refuses drafts without lines or with a zero total (and negative invoices: that is a credit note).
     Returns the invoice: approved, or still a draft waiting for its second approval.
     """
-    _require_writer(actor)
+    require_writer(actor)
     if not actor.has_perm("billing.approve_invoice"):
         raise NotPermitted(
             "Your role cannot approve invoices: finance approves within its approval limit, executives above it."
@@ -260,7 +247,7 @@ def invoice_approve(*, actor, invoice: Invoice) -> Invoice:
                 f"First approval: {_money(invoice, amount)} is above the approval limit of "
                 f"{_money(invoice, approval_limit(actor))}"
             )
-    _stamp(invoice, actor=actor, reason=reason).save(update_fields=fields)
+    stamp(invoice, actor=actor, reason=reason).save(update_fields=fields)
     if invoice.status == Invoice.Status.DRAFT:
         notify(
             users=_second_approvers(invoice, amount),
@@ -276,7 +263,7 @@ def invoice_approve(*, actor, invoice: Invoice) -> Invoice:
 def invoice_return_to_draft(*, actor, invoice: Invoice, reason: str) -> Invoice:
     """Approved → draft, with the reason; both approvals are cleared (a pending first approval too), so the
     corrected draft is approved again from the start."""
-    _require_writer(actor)
+    require_writer(actor)
     if not (actor.has_perm("billing.approve_invoice") or actor.has_perm("billing.change_invoice")):
         raise NotPermitted("Your role cannot send invoices back to draft.")
     invoice = invoice_for_update(pk=invoice.pk)
@@ -293,7 +280,7 @@ def invoice_return_to_draft(*, actor, invoice: Invoice, reason: str) -> Invoice:
         raise ValidationFailed("Say why the invoice goes back to draft.", field="reason")
     invoice.status = Invoice.Status.DRAFT
     invoice.approved_by = invoice.approved_at = invoice.second_approved_by = invoice.second_approved_at = None
-    _stamp(invoice, actor=actor, reason=f"Returned to draft: {reason}").save(
+    stamp(invoice, actor=actor, reason=f"Returned to draft: {reason}").save(
         update_fields=["status", "approved_by", "approved_at", "second_approved_by", "second_approved_at", "updated_at"]
     )
     return invoice
@@ -303,7 +290,7 @@ def invoice_return_to_draft(*, actor, invoice: Invoice, reason: str) -> Invoice:
 def invoice_discard(*, actor, invoice: Invoice, reason: str) -> Invoice:
     """A draft or approved invoice is discarded with the reason: its items stop being live, so their source
     items (time, expenses, milestones, retainer months) are free for the next run. Issued invoices never are."""
-    _require_writer(actor)
+    require_writer(actor)
     if not actor.has_perm("billing.change_invoice"):
         raise NotPermitted("Only finance discards draft invoices.")
     invoice = invoice_for_update(pk=invoice.pk)
@@ -314,7 +301,7 @@ def invoice_discard(*, actor, invoice: Invoice, reason: str) -> Invoice:
         raise ValidationFailed("Say why the invoice is discarded.", field="reason")
     released = InvoiceItem.objects.filter(invoice=invoice, live=True).update(live=False)
     invoice.status, invoice.discarded_reason = Invoice.Status.DISCARDED, reason
-    _stamp(invoice, actor=actor, reason=f"Discarded, {released} items released: {reason}").save(
+    stamp(invoice, actor=actor, reason=f"Discarded, {released} items released: {reason}").save(
         update_fields=["status", "discarded_reason", "updated_at"]
     )
     return invoice
@@ -479,7 +466,7 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
     """Issue an approved invoice: the next gapless number of its series, issue and due dates, the tax
     refigured on the issue date with its evidence stored and locked, seller and buyer frozen, an ISO 11649
     creditor reference, the source items marked billed. All or nothing (see the module's docstring)."""
-    _require_writer(actor)
+    require_writer(actor)
     if not actor.has_perm("billing.issue_invoice"):
         raise NotPermitted("Only finance issues invoices.")
     projects = invoice_projects_for_update(invoice_pk=invoice.pk)
@@ -554,7 +541,7 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
     try:
         # No savepoint: on a refused constraint the exception leaves this atomic block, which rolls back
         # the whole issue (the number included).
-        _stamp(invoice, actor=actor, reason=f"Issued as {number}").save(update_fields=_ISSUE_FIELDS)
+        stamp(invoice, actor=actor, reason=f"Issued as {number}").save(update_fields=_ISSUE_FIELDS)
     except IntegrityError as exc:
         raise Conflict(f"{number} or its creditor reference {reference} is already used; nothing was issued.") from exc
     invoice_pdf_enqueue(invoice)  # rendered once, in the queue, after this transaction commits

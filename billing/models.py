@@ -210,6 +210,7 @@ class Invoice(PublicModel):
         permissions = [
             ("approve_invoice", "Can approve invoices (within the approval limit)"),
             ("issue_invoice", "Can issue approved invoices"),
+            ("send_invoice", "Can send issued invoices to the customer"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -374,3 +375,78 @@ class InvoiceDocument(PublicModel):
 
     def __str__(self) -> str:
         return self.filename
+
+
+class InvoiceComment(PublicModel):
+    """A reviewer's remark on a draft (a project manager on the drafts of their projects, finance): kept with
+    the invoice, never edited."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["invoice", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.body[:60]
+
+
+class Dispute(PublicModel):
+    """A customer's objection to an issued invoice, raised from the portal (or recorded by finance). It is shown
+    on the invoice for finance; collections pauses reminders while one is open."""
+
+    class Reason(models.TextChoices):
+        AMOUNT = "amount", "The amount is wrong"
+        WORK_NOT_DONE = "work_not_done", "Work not done or not accepted"
+        RATE = "rate", "Wrong rate or price"
+        TAX = "tax", "Wrong tax"
+        DUPLICATE = "duplicate", "Billed twice"
+        PO = "po", "Purchase order or reference wrong"
+        OTHER = "other", "Other"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+        REJECTED = "rejected", "Rejected"
+
+    class Source(models.TextChoices):
+        PORTAL = "portal", "Client portal"
+        FINANCE = "finance", "Recorded by finance"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="disputes")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    message = models.TextField()
+    contact_name = models.CharField(max_length=150, blank=True)
+    contact_email = models.EmailField(blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.PORTAL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    resolution = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("resolve_dispute", "Can resolve invoice disputes")]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} ({self.get_status_display()})"
+
+
+class PortalVisit(models.Model):
+    """One opening of an invoice's portal link (no login): when, and from what browser."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="portal_visits")
+    at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=10, default="view", help_text="view, download or dispute.")
+    user_agent = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.at:%Y-%m-%d %H:%M}"

@@ -8,7 +8,8 @@ and so is its PDF. A draft can be rendered too (a preview: master data, no numbe
 What is printed comes from the invoice itself: seller and buyer from the snapshots frozen at issue (the
 legal entity's logo and brand colour too), the lines in the project's own words, the stored tax breakdown
 and legal notes, the totals, and the payment instructions (the bank account of the seller snapshot, the ISO
-11649 creditor reference and, for a payable EUR invoice, an EPC QR code for a SEPA credit transfer). Labels
+11649 creditor reference and, for a payable EUR invoice, an EPC QR code for a SEPA credit transfer) with the
+link to the client portal, where the client pays or disputes it (``billing.portal``). Labels
 are in the invoice's language (en, de, fr: ``LABELS``); money, numbers, percentages and dates are formatted
 by Babel in that locale.
 
@@ -39,6 +40,7 @@ from segno.helpers import make_epc_qr
 from backbone.money import MoneyError, format_money
 from customers.models import BankAccount, Language
 
+from . import portal
 from .models import Invoice, InvoiceLine
 from .selectors import invoice_lines, invoice_parties
 
@@ -92,7 +94,8 @@ LABELS: dict[str, dict[str, str]] = {
         "iban": "IBAN",
         "bic": "BIC",
         "qr_caption": "Scan with your banking app to pay by SEPA credit transfer.",
-        "portal": "View, pay or dispute online:",
+        "portal": "Pay or dispute online:",
+        "portal_view": "View online:",
         "page": "Page",
         "of": "of",
         "appendix": "Detail appendix",
@@ -145,7 +148,8 @@ LABELS: dict[str, dict[str, str]] = {
         "iban": "IBAN",
         "bic": "BIC",
         "qr_caption": "Mit Ihrer Banking-App scannen und per SEPA-Überweisung bezahlen.",
-        "portal": "Online ansehen, bezahlen oder beanstanden:",
+        "portal": "Online bezahlen oder beanstanden:",
+        "portal_view": "Online ansehen:",
         "page": "Seite",
         "of": "von",
         "appendix": "Anlage: Einzelnachweis",
@@ -198,7 +202,8 @@ LABELS: dict[str, dict[str, str]] = {
         "iban": "IBAN",
         "bic": "BIC",
         "qr_caption": "Scannez avec votre application bancaire pour payer par virement SEPA.",
-        "portal": "Consulter, payer ou contester en ligne :",
+        "portal": "Payer ou contester en ligne :",
+        "portal_view": "Consulter en ligne :",
         "page": "Page",
         "of": "sur",
         "appendix": "Annexe : détail des prestations",
@@ -341,6 +346,16 @@ def _percent(rate: Any, locale: str) -> str:
 
 def _date(value: dt.date | None, locale: str) -> str:
     return format_date(value, "medium", locale=locale) if value else ""
+
+
+def format_amount(amount: Decimal, currency: str, language: str) -> str:
+    """Money as the PDF prints it in ``language`` (the client portal shows the same)."""
+    return _money(amount, currency, language)
+
+
+def format_day(value: dt.date | None, language: str) -> str:
+    """A date as the PDF prints it in ``language`` (the client portal shows the same)."""
+    return _date(value, language)
 
 
 def _period(start: dt.date | None, end: dt.date | None, locale: str) -> str:
@@ -527,7 +542,9 @@ def _payment(
 
 
 def _line(line: InvoiceLine, currency: str, locale: str, units: dict[str, str], show_items: bool) -> dict[str, Any]:
-    sign = "−" if line.kind == InvoiceLine.Kind.DISCOUNT else ""
+    # A discount's net is stored negative and prints so; a percent discount (unit P1) prints its percentage
+    # as the quantity and no unit price (its note names the amount it is a percentage of).
+    percent = line.unit == "P1"
     meta = [part for part in (line.phase, line.labour_category) if part]
     period = _period(line.service_start, line.service_end, locale)
     if period:
@@ -549,19 +566,28 @@ def _line(line: InvoiceLine, currency: str, locale: str, units: dict[str, str], 
         "description": line.description,
         "meta": " · ".join(meta),
         "note": line.note,
-        "quantity": _number(line.quantity, locale),
-        "unit": units.get(line.unit, line.unit),
-        "unit_price": _unit_price(line.unit_price, currency, locale),
-        "net": f"{sign}{_money(line.net_amount, currency, locale)}",
+        "quantity": _percent(line.quantity, locale) if percent else _number(line.quantity, locale),
+        "unit": "" if percent else units.get(line.unit, line.unit),
+        "unit_price": "" if percent else _unit_price(line.unit_price, currency, locale),
+        "net": _money(line.net_amount, currency, locale),
         "tax_category": line.tax_category,
         "tax_rate": _percent(line.tax_rate, locale),
         "items": items,
     }
 
 
+def _portal_link(invoice: Invoice, given: str | None) -> str:
+    """The client portal's link printed on the PDF: the given one, else a fresh link of an issued invoice (the
+    PDF is rendered once, right after issue, so the link's validity runs from then); "" prints none."""
+    if given is not None:
+        return given
+    return portal.portal_url(invoice) if portal.has_portal_link(invoice) else ""
+
+
 def invoice_pdf_context(invoice: Invoice, *, portal_url: str | None = None) -> dict[str, Any]:
-    """Everything the PDF prints, as plain strings in the invoice's language. ``portal_url``: the customer
-    portal's page of this invoice, printed as "View, pay or dispute online" when given (none yet)."""
+    """Everything the PDF prints, as plain strings in the invoice's language. ``portal_url``: the client
+    portal's page of this invoice, printed near the payment instructions as "Pay or dispute online" (a credit
+    note: "View online"); by default an issued invoice's own link, none for a draft; "" prints none."""
     language = _language(invoice)
     labels, units = LABELS[language], UNIT_LABELS[language]
     currency = invoice.currency
@@ -636,7 +662,8 @@ def invoice_pdf_context(invoice: Invoice, *, portal_url: str | None = None) -> d
             "gross_label": labels["gross_total_credit"] if is_credit else labels["gross_total"],
         },
         "payment": _payment(invoice, seller, bank, labels, language),
-        "portal_url": portal_url or "",
+        "portal_url": _portal_link(invoice, portal_url),
+        "portal_label": labels["portal_view"] if is_credit else labels["portal"],
         "appendix_intro": labels["appendix_intro"].format(number=invoice.number or labels["draft"]),
     }
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from backbone.roles import Role, has_role, is_read_only
 
-from .models import Invoice, InvoiceItem, InvoiceLine, InvoiceRun, RunException
+from .models import Dispute, Invoice, InvoiceItem, InvoiceLine, InvoiceRun, RunException
 
 # Roles that see every invoice (ROLES.md "invoice runs, drafts" and "invoices": finance, executive, auditor;
 # admins see everything).
@@ -57,8 +57,14 @@ def invoices_visible_to(user) -> QuerySet[Invoice]:
 
 
 def invoice_list(*, user) -> QuerySet[Invoice]:
-    """The invoice list's base query: what one row shows, in one query whatever the number of rows."""
-    return invoices_visible_to(user).select_related("customer", "legal_entity", "project", "run")
+    """The invoice list's base query: what one row shows, in one query whatever the number of rows
+    (``has_open_dispute``, for the "Open dispute" badge, is a subquery of the same query)."""
+    open_dispute = Dispute.objects.filter(invoice=OuterRef("pk"), status=Dispute.Status.OPEN)
+    return (
+        invoices_visible_to(user)
+        .select_related("customer", "legal_entity", "project", "run")
+        .annotate(has_open_dispute=Exists(open_dispute))
+    )
 
 
 def access_invoice(*, user, public_id) -> Invoice:

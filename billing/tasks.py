@@ -42,7 +42,16 @@ def invoice_pdf_render(invoice_id: int) -> bool:
     """Render an issued invoice's PDF and store it once (file, SHA-256, size, pages, renderer). Returns
     whether it stored one: a missing or unissued invoice gets none, and an invoice that has its PDF keeps it
     (a retried or duplicated task changes nothing; two racing ones are settled by the unique constraint
-    ``invoice_document_once``, the loser's file is removed)."""
+    ``invoice_document_once``, the loser's file is removed). The task commits on its own (durable)."""
+    return _render_and_store(invoice_id, durable=True)
+
+
+def invoice_pdf_render_within(invoice_id: int) -> bool:
+    """``invoice_pdf_render`` inside the caller's transaction (the demo seeder renders before it sends)."""
+    return _render_and_store(invoice_id, durable=False)
+
+
+def _render_and_store(invoice_id: int, *, durable: bool) -> bool:
     invoice = (
         Invoice.objects.select_related("legal_entity", "customer", "credited_invoice").filter(pk=invoice_id).first()
     )
@@ -64,7 +73,7 @@ def invoice_pdf_render(invoice_id: int) -> bool:
     )
     document.file.save(filename, ContentFile(rendered.data), save=False)
     try:
-        with transaction.atomic(durable=True):
+        with transaction.atomic(durable=durable):
             document.save()
     except IntegrityError:
         document.file.delete(save=False)  # another task stored the PDF meanwhile; it stays the only one

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import credit_views, document_views, views
 
@@ -22,4 +22,9 @@ urlpatterns = [
     path("runs/<uuid:public_id>/", views.RunDetailView.as_view(), name="run-detail"),
     path("runs/<uuid:public_id>/progress/", views.RunProgressView.as_view(), name="run-progress"),
     path("runs/<uuid:public_id>/retry/", views.RunRetryView.as_view(), name="run-retry"),
+    # Draft editing and review, delivery (send, Outbox links) and the client portal each keep their routes in
+    # their own module.
+    path("", include("billing.urls_drafts")),
+    path("", include("billing.urls_delivery")),
+    path("", include("billing.urls_portal")),
 ]

@@ -33,7 +33,10 @@ from backbone.views import Guarded
 from . import forms as f
 from . import selectors as s
 from .credit_views import credit_notes_panel_context
+from .delivery_views import delivery_panel_context
+from .draft_views import draft_editor_context
 from .models import Invoice, InvoiceRun, RunException
+from .portal_views import disputes_panel_context
 
 PAGE_SIZE = 25
 
@@ -423,6 +426,9 @@ def _invoice_detail(
         "calculation_url": calculation_url,
         "awaiting_second_approval": invoice.status == Invoice.Status.DRAFT and invoice.approved_by_id is not None,
         "credit_panel": credit_notes_panel_context(user=user, invoice=invoice),
+        "draft_editor": draft_editor_context(user=user, invoice=invoice),
+        "delivery_panel": delivery_panel_context(user=user, invoice=invoice),
+        "disputes_panel": disputes_panel_context(user=user, invoice=invoice),
     }
     return render(request, "billing/invoice_detail.html", context, status=status)
 

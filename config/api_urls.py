@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from backbone import api_outbox as backbone_api_outbox
 from billing import api as billing_api
 from customers import api as customers_api
 from projects import api as projects_api
@@ -45,6 +46,7 @@ router.register("change-orders", projects_api.ChangeOrderViewSet, basename="chan
 time_api.register(router)
 router.register("invoice-runs", billing_api.InvoiceRunViewSet, basename="invoice-run")
 router.register("invoices", billing_api.InvoiceViewSet, basename="invoice")
+router.register("outbox", backbone_api_outbox.OutboxViewSet, basename="outbox")
 
 urlpatterns = [
     path("tax/preview/", tax_api.TaxPreviewView.as_view(), name="tax-preview"),

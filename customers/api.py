@@ -27,6 +27,7 @@ from backbone.api import (
     IDEMPOTENCY_KEY,
     READ_ERRORS,
     WRITE_ERRORS,
+    ActionPermissions,
     ApiViewMixin,
     RolePermissions,
     idempotent,
@@ -477,24 +478,6 @@ class LegalEntityViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveMod
 
 
 # --- deals --------------------------------------------------------------------------------------------
-
-
-class ActionPermissions(RolePermissions):
-    """RolePermissions, with the permissions a custom action needs named per (action, method): POST to a
-    lifecycle action changes the record, so it needs ``change_*`` rather than ``add_*``."""
-
-    NEEDS: dict[tuple[str, str], tuple[str, ...]] = {}
-
-    def has_permission(self, request, view) -> bool:
-        needed = self.NEEDS.get((getattr(view, "action", None) or "", request.method))
-        if needed is None:
-            return super().has_permission(request, view)
-        user = request.user
-        if not (user and user.is_authenticated):
-            return False
-        if request.method not in ("GET", "HEAD", "OPTIONS") and is_read_only(user):
-            return False
-        return all(user.has_perm(perm) for perm in needed)
 
 
 class DealPermissions(ActionPermissions):

@@ -23,8 +23,9 @@ from django.db.models import Max
 from django.utils import timezone
 
 from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
+from backbone.history import stamp
 from backbone.money import CURRENCY_CODES, MoneyError, quantize, to_decimal
-from backbone.roles import Role, has_role
+from backbone.roles import Role, has_role, require_writer
 from backbone.services import sequence_next
 from tax.categories import PRODUCT_TAX_CATEGORIES
 from tax.context import SupplyKind, TaxResult
@@ -46,7 +47,7 @@ from .models import (
 from .selectors import customers_visible_to, deal_edit_allowed, stage_by_outcome
 from .tax_parties import tax_context_for
 from .uploads import CANONICAL_CONTENT_TYPES, document_format, file_problem
-from .validation import _Errors, _full_clean, _require_writer, _stamp
+from .validation import _Errors, _full_clean
 
 DEAL_FIELDS = (
     "title",
@@ -166,7 +167,7 @@ def _amount_text(amount: Decimal, currency: str) -> str:
 
 
 def _require_deal_worker(user, deal: Deal, permission: str, what: str) -> None:
-    _require_writer(user)
+    require_writer(user)
     if not user.has_perm(permission):
         raise NotPermitted(f"Your role cannot {what}.")
     if not deal_edit_allowed(user=user, deal=deal):
@@ -245,7 +246,7 @@ def deal_create(*, user, data: Mapping[str, Any], reason: str = "") -> Deal:
     """Open a deal with a customer. It starts in the first open stage unless another open stage is given,
     with that stage's win probability unless one is given; the creator owns it (admins may name another
     sales rep); our delivering entity and the currency default to the customer's."""
-    _require_writer(user)
+    require_writer(user)
     if not user.has_perm("customers.add_deal"):
         raise NotPermitted("Your role cannot create deals.")
     errors = _Errors()
@@ -275,7 +276,7 @@ def deal_create(*, user, data: Mapping[str, Any], reason: str = "") -> Deal:
     _validate_deal(errors, deal, user=user, creating=True)
     errors.raise_if_any("The deal was not saved.")
     deal.number = sequence_next(key="deal", prefix="DEAL")
-    _stamp(deal, user=user, reason=reason or "Created").save()
+    stamp(deal, actor=user, reason=reason or "Created").save()
     return deal
 
 
@@ -301,7 +302,7 @@ def deal_update(*, user, deal: Deal, data: Mapping[str, Any], reason: str = "") 
         errors.add("customer", "The deal already has quotes for its customer; open a new deal instead.")
     _validate_deal(errors, deal, user=user, creating=False)
     errors.raise_if_any("The deal was not saved.")
-    _stamp(deal, user=user, reason=reason or "Edited").save()
+    stamp(deal, actor=user, reason=reason or "Edited").save()
     return deal
 
 
@@ -358,7 +359,7 @@ def deal_move_stage(
         for quote in quotes_of_deal_for_update(deal_id=deal.pk):
             if quote.status == Quote.Status.SENT:
                 quote.status = Quote.Status.DECLINED
-                _stamp(quote, user=user, reason=f"{deal.number} was lost: {lost_reason}")
+                stamp(quote, actor=user, reason=f"{deal.number} was lost: {lost_reason}")
                 quote.save(update_fields=["status", "updated_at"])
     else:
         deal.probability = stage.default_probability if probability is None else probability
@@ -366,7 +367,7 @@ def deal_move_stage(
     previous = deal.stage
     deal.stage = stage
     why = reason or f"Stage {previous.name} → {stage.name}" + (f": {lost_reason}" if lost_reason else "")
-    _stamp(deal, user=user, reason=why).save(update_fields=fields)
+    stamp(deal, actor=user, reason=why).save(update_fields=fields)
     return deal
 
 
@@ -396,7 +397,7 @@ def deal_close_won(*, user, deal: Deal, quote: Quote | None = None, reason: str 
     if won is None:
         raise ValidationFailed("No won stage is configured; ask an admin.", field="stage")
     deal.stage, deal.probability, deal.closed_at, deal.lost_reason = won, 100, timezone.now(), ""
-    _stamp(deal, user=user, reason=reason or f"Won on quote v{accepted.version}")
+    stamp(deal, actor=user, reason=reason or f"Won on quote v{accepted.version}")
     deal.save(update_fields=["stage", "probability", "closed_at", "lost_reason", "updated_at"])
     return deal
 
@@ -674,10 +675,10 @@ def _replace_children(quote: Quote, manager, fresh: Sequence, fields: Sequence[s
     if _same_rows(current, fresh, (*fields, "net_amount") if hasattr(manager.model, "net_amount") else fields):
         return
     for child in current:
-        _stamp(child, user=user, reason=reason).delete()
+        stamp(child, actor=user, reason=reason).delete()
     for child in fresh:
         child.quote = quote
-        _stamp(child, user=user, reason=reason).save()
+        stamp(child, actor=user, reason=reason).save()
 
 
 def _next_version(deal: Deal) -> int:
@@ -720,7 +721,7 @@ def _sync_deal_amount(deal: Deal, quote: Quote, *, user, reason: str) -> None:
     total = sum((line.net_amount for line in quote.lines.all()), Decimal("0"))
     if deal.amount != total or deal.currency != quote.currency:
         deal.amount, deal.currency = total, quote.currency
-        _stamp(deal, user=user, reason=reason).save(update_fields=["amount", "currency", "updated_at"])
+        stamp(deal, actor=user, reason=reason).save(update_fields=["amount", "currency", "updated_at"])
 
 
 # --- quotes: services ---------------------------------------------------------------------------------
@@ -766,10 +767,10 @@ def quote_create(
     errors.raise_if_any("The quote was not saved.")
     quote.version = _next_version(deal)
     reason = reason or "Created"
-    _stamp(quote, user=user, reason=reason).save()
+    stamp(quote, actor=user, reason=reason).save()
     for child in (*built_lines, *built_milestones):
         child.quote = quote
-        _stamp(child, user=user, reason=reason).save()
+        stamp(child, actor=user, reason=reason).save()
     return quote
 
 
@@ -801,7 +802,7 @@ def quote_update(
     errors, built_lines, built_milestones = _validate_quote(quote, line_rows, milestone_rows)
     errors.raise_if_any("The quote was not saved.")
     reason = reason or "Edited"
-    _stamp(quote, user=user, reason=reason).save()
+    stamp(quote, actor=user, reason=reason).save()
     _replace_children(quote, quote.lines, built_lines, LINE_FIELDS, user=user, reason=reason)
     _replace_children(quote, quote.milestones, built_milestones, MILESTONE_FIELDS, user=user, reason=reason)
     return quote
@@ -831,24 +832,24 @@ def quote_new_version(*, user, quote: Quote, reason: str = "") -> Quote:
     reason = reason or f"New version v{version} from v{source.version}"
     for draft in (q for q in quotes if q.status == Quote.Status.DRAFT):
         draft.status = Quote.Status.SUPERSEDED
-        _stamp(draft, user=user, reason=f"Superseded by v{version}").save(update_fields=["status", "updated_at"])
+        stamp(draft, actor=user, reason=f"Superseded by v{version}").save(update_fields=["status", "updated_at"])
     today = timezone.localdate()
     copy = Quote(deal=deal, version=version, status=Quote.Status.DRAFT)
     for name in QUOTE_FIELDS:
         setattr(copy, name, getattr(source, name))
     if copy.valid_until < today:
         copy.valid_until = today + dt.timedelta(days=QUOTE_VALIDITY_DAYS)
-    _stamp(copy, user=user, reason=reason).save()
+    stamp(copy, actor=user, reason=reason).save()
     for line in source.lines.all():
         clone = QuoteLine(quote=copy, position=line.position, net_amount=line.net_amount)
         for name in LINE_FIELDS:
             setattr(clone, name, getattr(line, name))
-        _stamp(clone, user=user, reason=reason).save()
+        stamp(clone, actor=user, reason=reason).save()
     for milestone in source.milestones.all():
         clone = QuoteMilestone(quote=copy, position=milestone.position)
         for name in MILESTONE_FIELDS:
             setattr(clone, name, getattr(milestone, name))
-        _stamp(clone, user=user, reason=reason).save()
+        stamp(clone, actor=user, reason=reason).save()
     return copy
 
 
@@ -870,10 +871,10 @@ def quote_send(*, user, quote: Quote, reason: str = "") -> Quote:
     reason = reason or f"Sent v{quote.version}"
     for earlier in (q for q in quotes if q.status == Quote.Status.SENT):
         earlier.status = Quote.Status.SUPERSEDED
-        _stamp(earlier, user=user, reason=f"Superseded by v{quote.version}")
+        stamp(earlier, actor=user, reason=f"Superseded by v{quote.version}")
         earlier.save(update_fields=["status", "updated_at"])
     quote.status, quote.sent_at = Quote.Status.SENT, timezone.now()
-    _stamp(quote, user=user, reason=reason).save(update_fields=["status", "sent_at", "updated_at"])
+    stamp(quote, actor=user, reason=reason).save(update_fields=["status", "sent_at", "updated_at"])
     _sync_deal_amount(deal, quote, user=user, reason=reason)
     _render_pdf_after_commit(quote)
     return quote
@@ -904,12 +905,12 @@ def quote_accept(*, user, quote: Quote, customer_signatory: str = "", reason: st
     reason = reason or f"Accepted v{quote.version}" + (f" (signed by {signatory})" if signatory else "")
     for other in (q for q in quotes if q.pk != quote.pk and q.status in (Quote.Status.DRAFT, Quote.Status.SENT)):
         other.status = Quote.Status.SUPERSEDED
-        _stamp(other, user=user, reason=f"v{quote.version} was accepted").save(update_fields=["status", "updated_at"])
+        stamp(other, actor=user, reason=f"v{quote.version} was accepted").save(update_fields=["status", "updated_at"])
     quote.status, quote.accepted_at, quote.accepted_by = Quote.Status.ACCEPTED, timezone.now(), user
     quote.customer_signatory = signatory
     try:
         with transaction.atomic():
-            _stamp(quote, user=user, reason=reason).save(
+            stamp(quote, actor=user, reason=reason).save(
                 update_fields=["status", "accepted_at", "accepted_by", "customer_signatory", "updated_at"]
             )
     except IntegrityError as exc:
@@ -1002,7 +1003,7 @@ def quote_attachment_add(*, user, quote: Quote, kind: str, upload, reason: str =
         uploaded_by=user,
     )
     attachment.file.save(name, upload, save=False)
-    _stamp(attachment, user=user, reason=reason or f"Attached {attachment.get_kind_display().lower()}").save()
+    stamp(attachment, actor=user, reason=reason or f"Attached {attachment.get_kind_display().lower()}").save()
     return attachment
 
 
@@ -1019,7 +1020,7 @@ def quote_attachment_remove(*, user, attachment: QuoteAttachment, reason: str = 
             f"Version {quote.version} is {quote.get_status_display().lower()}; its attachments stay with it. "
             "Only a draft's attachments can be removed."
         )
-    _stamp(attachment, user=user, reason=reason or "Removed").delete()
+    stamp(attachment, actor=user, reason=reason or "Removed").delete()
 
 
 __all__ = [

@@ -19,8 +19,9 @@ from django_countries import countries
 from guardian.shortcuts import assign_perm, remove_perm
 
 from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
+from backbone.history import stamp
 from backbone.money import CURRENCY_CODES
-from backbone.roles import Role, has_role
+from backbone.roles import Role, has_role, require_writer
 from backbone.services import external_id_link, sequence_next
 from tax.registrations import RegistrationInvalid, validate_bic, validate_iban, validate_vat
 from tax.vatex import CATEGORY_OF_CODE, VATEX, exemption_codes_for_category_e
@@ -50,7 +51,7 @@ from .selectors import (
 )
 from .uploads import decoded_image_format as _decoded_image_format
 from .uploads import file_problem
-from .validation import _Errors, _full_clean, _require_writer, _stamp
+from .validation import _Errors, _full_clean
 
 CORE_FIELDS = ("legal_name", "display_name", "kind", "owner", "parent", "notes")
 BILLING_FIELDS = (
@@ -196,7 +197,7 @@ def customer_create(
 
     The creator owns the account unless ``data['owner']`` names another sales rep (admins only).
     """
-    _require_writer(user)
+    require_writer(user)
     if not user.has_perm("customers.add_customer"):
         raise NotPermitted("Your role cannot create customers.")
     errors = _Errors()
@@ -216,10 +217,10 @@ def customer_create(
 
     reason = reason or DEFAULT_REASON["create"]
     customer.number = sequence_next(key="customer", prefix="CUST")
-    _stamp(customer, user=user, reason=reason).save()
+    stamp(customer, actor=user, reason=reason).save()
     for child in (*built_addresses, *built_registrations, *built_contacts):
         child.customer = customer
-        _stamp(child, user=user, reason=reason).save()
+        stamp(child, actor=user, reason=reason).save()
     _set_owner_permission(customer, old_owner=None, new_owner=customer.owner)
     for link in external_ids:
         external_id_link(
@@ -280,7 +281,7 @@ def _apply_plan(plan: list[tuple[str, models.Model]], *, user, reason: str, what
     try:
         with transaction.atomic():
             for action, child in sorted(plan, key=lambda item: item[0] != "delete"):
-                _stamp(child, user=user, reason=reason)
+                stamp(child, actor=user, reason=reason)
                 if action == "delete":
                     child.delete()
                 else:
@@ -309,7 +310,7 @@ def customer_update(
     Finance may change only the billing fields and the nested billing data; asking for more is refused
     with the names of the fields.
     """
-    _require_writer(user)
+    require_writer(user)
     scope = customer_edit_scope(user=user, customer=customer)
     if scope is None:
         raise NotPermitted("You cannot edit this customer.")
@@ -376,7 +377,7 @@ def customer_update(
 
     reason = reason or DEFAULT_REASON["update"]
     if changed:
-        _stamp(customer, user=user, reason=reason).save()
+        stamp(customer, actor=user, reason=reason).save()
     _apply_plan(plans, user=user, reason=reason, what="customer")
     if "owner" in changed:
         _set_owner_permission(customer, old_owner=old_owner, new_owner=customer.owner)
@@ -386,7 +387,7 @@ def customer_update(
 @transaction.atomic
 def customer_set_status(*, user, customer: Customer, status: str, reason: str = "") -> Customer:
     """Move a customer along its lifecycle (prospect → active → on hold / archived)."""
-    _require_writer(user)
+    require_writer(user)
     if customer_edit_scope(user=user, customer=customer) is None:
         raise NotPermitted("You cannot change the status of this customer.")
     if status not in Customer.Status.values:
@@ -410,14 +411,14 @@ def customer_set_status(*, user, customer: Customer, status: str, reason: str = 
     if status == Customer.Status.ARCHIVED and not reason.strip():
         raise ValidationFailed("Say why the customer is archived.", field="reason")
     customer.status = status
-    _stamp(customer, user=user, reason=reason or f"Status → {Customer.Status(status).label}")
+    stamp(customer, actor=user, reason=reason or f"Status → {Customer.Status(status).label}")
     customer.save(update_fields=["status", "updated_at"])
     return customer
 
 
 @transaction.atomic
 def customer_link_external_id(*, user, customer: Customer, system: str, external_id: str):
-    _require_writer(user)
+    require_writer(user)
     if customer_edit_scope(user=user, customer=customer) is None:
         raise NotPermitted("You cannot link external IDs to this customer.")
     return external_id_link(obj=customer, system=system, external_id=external_id, user=user)
@@ -428,7 +429,7 @@ def customer_link_external_id(*, user, customer: Customer, system: str, external
 
 @transaction.atomic
 def contact_create(*, user, customer: Customer, data: Mapping[str, Any], reason: str = "") -> Contact:
-    _require_writer(user)
+    require_writer(user)
     if customer_edit_scope(user=user, customer=customer) is None:
         raise NotPermitted("You cannot add contacts to this customer.")
     errors = _Errors()
@@ -438,13 +439,13 @@ def contact_create(*, user, customer: Customer, data: Mapping[str, Any], reason:
     errors.errors = {key.removeprefix("contacts.0."): value for key, value in errors.errors.items()}
     errors.raise_if_any("The contact was not saved.")
     contact.customer = customer
-    _stamp(contact, user=user, reason=reason or DEFAULT_REASON["create"]).save()
+    stamp(contact, actor=user, reason=reason or DEFAULT_REASON["create"]).save()
     return contact
 
 
 @transaction.atomic
 def contact_update(*, user, contact: Contact, data: Mapping[str, Any], reason: str = "") -> Contact:
-    _require_writer(user)
+    require_writer(user)
     if customer_edit_scope(user=user, customer=contact.customer) is None:
         raise NotPermitted("You cannot edit this contact.")
     merged = {f: getattr(contact, f) for f in CONTACT_FIELDS} | {f: v for f, v in data.items() if f in CONTACT_FIELDS}
@@ -456,16 +457,16 @@ def contact_update(*, user, contact: Contact, data: Mapping[str, Any], reason: s
     errors.raise_if_any("The contact was not saved.")
     for field in CONTACT_FIELDS:
         setattr(contact, field, getattr(fresh, field))
-    _stamp(contact, user=user, reason=reason or DEFAULT_REASON["update"]).save()
+    stamp(contact, actor=user, reason=reason or DEFAULT_REASON["update"]).save()
     return contact
 
 
 @transaction.atomic
 def contact_delete(*, user, contact: Contact, reason: str = "") -> None:
-    _require_writer(user)
+    require_writer(user)
     if customer_edit_scope(user=user, customer=contact.customer) is None:
         raise NotPermitted("You cannot delete this contact.")
-    _stamp(contact, user=user, reason=reason or "Deleted").delete()
+    stamp(contact, actor=user, reason=reason or "Deleted").delete()
 
 
 # --- catalog ------------------------------------------------------------------------------------------
@@ -499,20 +500,20 @@ def _validate_product(errors: _Errors, product: Product) -> None:
 
 @transaction.atomic
 def product_create(*, user, data: Mapping[str, Any], reason: str = "") -> Product:
-    _require_writer(user)
+    require_writer(user)
     if not user.has_perm("customers.add_product"):
         raise NotPermitted("Your role cannot add products to the catalog.")
     errors = _Errors()
     product = Product(**{f: data[f] for f in PRODUCT_FIELDS if f in data and data[f] is not None})
     _validate_product(errors, product)
     errors.raise_if_any("The product was not saved.")
-    _stamp(product, user=user, reason=reason or DEFAULT_REASON["create"]).save()
+    stamp(product, actor=user, reason=reason or DEFAULT_REASON["create"]).save()
     return product
 
 
 @transaction.atomic
 def product_update(*, user, product: Product, data: Mapping[str, Any], reason: str = "") -> Product:
-    _require_writer(user)
+    require_writer(user)
     if not user.has_perm("customers.change_product"):
         raise NotPermitted("Your role cannot change the catalog.")
     product = product_for_update(pk=product.pk)
@@ -522,7 +523,7 @@ def product_update(*, user, product: Product, data: Mapping[str, Any], reason: s
     errors = _Errors()
     _validate_product(errors, product)
     errors.raise_if_any("The product was not saved.")
-    _stamp(product, user=user, reason=reason or DEFAULT_REASON["update"]).save()
+    stamp(product, actor=user, reason=reason or DEFAULT_REASON["update"]).save()
     return product
 
 
@@ -643,7 +644,7 @@ def legal_entity_create(
     bank_accounts: Sequence[Mapping[str, Any]] = (),
     reason: str = "",
 ) -> LegalEntity:
-    _require_writer(user)
+    require_writer(user)
     if not user.has_perm("customers.add_legalentity"):
         raise NotPermitted("Only finance and admins manage legal entities.")
     errors = _Errors()
@@ -652,10 +653,10 @@ def legal_entity_create(
     regs, accounts = _validate_entity_children(errors, registrations, bank_accounts)
     errors.raise_if_any("The legal entity was not saved.")
     reason = reason or DEFAULT_REASON["create"]
-    _stamp(entity, user=user, reason=reason).save()
+    stamp(entity, actor=user, reason=reason).save()
     for child in (*regs, *accounts):
         child.legal_entity = entity
-        _stamp(child, user=user, reason=reason).save()
+        stamp(child, actor=user, reason=reason).save()
     return entity
 
 
@@ -670,7 +671,7 @@ def legal_entity_update(
     reason: str = "",
 ) -> LegalEntity:
     """Change a legal entity; nested lists, when given, replace its registrations and bank accounts."""
-    _require_writer(user)
+    require_writer(user)
     if not user.has_perm("customers.change_legalentity"):
         raise NotPermitted("Only finance and admins manage legal entities.")
     entity = legal_entity_for_update(pk=entity.pk)
@@ -709,7 +710,7 @@ def legal_entity_update(
         )
     errors.raise_if_any("The legal entity was not saved.")
     reason = reason or DEFAULT_REASON["update"]
-    _stamp(entity, user=user, reason=reason).save()
+    stamp(entity, actor=user, reason=reason).save()
     _apply_plan(plans, user=user, reason=reason, what="legal entity")
     return entity
 
@@ -744,7 +745,7 @@ def _is_new_upload(value: Any) -> bool:
 
 
 def _require_certificate_permission(user, customer: Customer, verb: str) -> None:
-    _require_writer(user)
+    require_writer(user)
     if verb not in exemption_certificate_actions(user=user, customer=customer):
         raise NotPermitted(f"Only finance and admins {_CERTIFICATE_VERBS[verb]} tax exemption certificates.")
 
@@ -817,7 +818,7 @@ def exemption_certificate_create(
     _validate_certificate(errors, certificate, {field: data.get(field) for field in CERTIFICATE_FIELDS})
     errors.raise_if_any("The exemption certificate was not saved.")
     certificate.created_by = user
-    _stamp(certificate, user=user, reason=reason or DEFAULT_REASON["create"]).save()
+    stamp(certificate, actor=user, reason=reason or DEFAULT_REASON["create"]).save()
     return certificate
 
 
@@ -835,7 +836,7 @@ def exemption_certificate_update(
     errors.raise_if_any("The exemption certificate was not saved.")
     if all(getattr(certificate, field) == value for field, value in before.items()):
         return certificate  # nothing changed: no save, no history record
-    _stamp(certificate, user=user, reason=reason or DEFAULT_REASON["update"]).save()
+    stamp(certificate, actor=user, reason=reason or DEFAULT_REASON["update"]).save()
     return certificate
 
 
@@ -845,7 +846,7 @@ def exemption_certificate_delete(*, user, certificate: ExemptionCertificate, rea
     that the history's pointer to it still leads somewhere; an expired certificate is better left in place."""
     _require_certificate_permission(user, certificate.customer, "delete")
     certificate = exemption_certificate_for_update(pk=certificate.pk)
-    _stamp(certificate, user=user, reason=reason or "Deleted").delete()
+    stamp(certificate, actor=user, reason=reason or "Deleted").delete()
 
 
 # --- deals, quotes (customers.deals holds them; imported here so that callers find every write in one place)

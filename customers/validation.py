@@ -8,9 +8,7 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from backbone.errors import NotPermitted, ValidationFailed
-from backbone.history import set_actor, set_reason
-from backbone.roles import is_read_only
+from backbone.errors import ValidationFailed
 
 
 class _Errors:
@@ -34,21 +32,8 @@ class _Errors:
             raise ValidationFailed(f"{summary} {first_messages[0]}".strip(), errors=self.errors)
 
 
-def _require_writer(user) -> None:
-    if not getattr(user, "is_authenticated", False):
-        raise NotPermitted("Sign in to make changes.")
-    if is_read_only(user):
-        raise NotPermitted("Auditors can view everything but change nothing.")
-
-
 def _full_clean(errors: _Errors, prefix: str, instance: models.Model, exclude: Iterable[str] = ()) -> None:
     try:
         instance.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         errors.merge(prefix, exc)
-
-
-def _stamp(instance: models.Model, *, user, reason: str) -> models.Model:
-    set_actor(instance, user)
-    set_reason(instance, reason)
-    return instance

@@ -24,6 +24,7 @@ from backbone.api import (
     IDEMPOTENCY_KEY,
     READ_ERRORS,
     WRITE_ERRORS,
+    ActionPermissions,
     ApiErrorSerializer,
     ApiViewMixin,
     RolePermissions,
@@ -57,24 +58,6 @@ from .serializers import (
     RateCardEntrySerializer,
     VersionDiffSerializer,
 )
-
-
-class ActionPermissions(RolePermissions):
-    """Deny by default, with the model permission each action needs where the HTTP method says too little
-    (approving is a POST, yet needs ``approve_changeorder``, not ``add_changeorder``)."""
-
-    NEEDS: dict[str, tuple[str, ...]] = {}
-
-    def has_permission(self, request, view) -> bool:
-        needed = self.NEEDS.get(getattr(view, "action", None))
-        if needed is None:
-            return super().has_permission(request, view)
-        user = request.user
-        if not (user and user.is_authenticated):
-            return False
-        if request.method not in permissions.SAFE_METHODS and is_read_only(user):
-            return False
-        return all(user.has_perm(perm) for perm in needed)
 
 
 def _project_response(project: Project, *, request, status_code: int = status.HTTP_200_OK, **extra) -> Response:

@@ -10,11 +10,12 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from backbone.errors import Conflict, NotPermitted, ValidationFailed
-from backbone.roles import Role, has_role
+from backbone.history import stamp
+from backbone.roles import Role, has_role, require_writer
 
 from . import selectors
 from .models import Project, ProjectMember
-from .services import _Errors, _require_writer, _stamp
+from .services import _Errors
 
 # The roles that log time (ROLES.md: sales, project managers and consultants log their own).
 LOGGING_ROLES = (Role.CONSULTANT, Role.PROJECT_MANAGER, Role.SALES)
@@ -32,7 +33,7 @@ def member_refusal(actor, project: Project) -> str | None:
 
 
 def _require_team_keeper(actor, project: Project) -> None:
-    _require_writer(actor)
+    require_writer(actor)
     refusal = member_refusal(actor, project)
     if refusal:
         raise NotPermitted(refusal)
@@ -68,7 +69,7 @@ def project_member_add(*, actor, project: Project, user, labour_category: str = 
         errors.add("project", f"{project.number} is closed; its team no longer changes.")
     errors.raise_if_any("The person was not added to the team.")
     member = ProjectMember(project=project, user=person, labour_category=category)
-    _stamp(member, actor=actor, reason=f"Added to the team of {project.number}").save()
+    stamp(member, actor=actor, reason=f"Added to the team of {project.number}").save()
     return member
 
 
@@ -85,7 +86,7 @@ def project_member_update(*, actor, member: ProjectMember, labour_category: str)
     if member.project.status == Project.Status.CLOSED:
         errors.add("project", f"{member.project.number} is closed; its team no longer changes.")
     errors.raise_if_any("The team member was not changed.")
-    _stamp(member, actor=actor, reason="Labour category changed").save(update_fields=["labour_category", "updated_at"])
+    stamp(member, actor=actor, reason="Labour category changed").save(update_fields=["labour_category", "updated_at"])
     return member
 
 
@@ -99,4 +100,4 @@ def project_member_remove(*, actor, member: ProjectMember) -> None:
     _require_team_keeper(actor, member.project)
     if member.project.status == Project.Status.CLOSED:
         raise ValidationFailed(f"{member.project.number} is closed; its team no longer changes.", field="project")
-    _stamp(member, actor=actor, reason=f"Removed from the team of {member.project.number}").delete()
+    stamp(member, actor=actor, reason=f"Removed from the team of {member.project.number}").delete()

@@ -1,9 +1,11 @@
 """Every write of a milestone's acceptance and billing: the project manager records that the client
 accepted a deliverable (who, when, a note carried onto the invoice, an optional signed document), may
-withdraw a mistaken record before it is billed, and billing marks accepted milestones billed.
+withdraw a mistaken record before it is billed, and billing marks accepted milestones billed (and releases
+them again when a credit note gives them back for rebilling).
 
-Life cycle: planned → accepted → billed; accepted → planned only by withdrawal, billed never changes. An
-accepted milestone with an amount (a fixed-fee instalment) is billable from its acceptance date on.
+Life cycle: planned → accepted → billed; accepted → planned only by withdrawal; billed → accepted only by the
+release of a credit note. An accepted milestone with an amount (a fixed-fee instalment) is billable from its
+acceptance date on.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from backbone.errors import NotPermitted, TransitionNotAllowed, ValidationFailed
+from backbone.history import stamp
+from backbone.roles import require_writer
 from backbone.services import notify
 from customers.services import certificate_document_problem
 
 from . import selectors
 from .models import LockedPeriod, Milestone, Project
-from .services import _Errors, _finance_people, _require_writer, _stamp, _url
+from .services import _Errors, _finance_people, _url
 
 
 def _require_acceptor(actor, project: Project) -> None:
-    _require_writer(actor)
+    require_writer(actor)
     refusal = selectors.milestone_acceptance_refusal(user=actor, project=project)
     if refusal:
         raise NotPermitted(refusal)
@@ -105,7 +109,7 @@ def milestone_accept(
         milestone.acceptance_document_sha256 = _digest(document)
         milestone.acceptance_document = document
         milestone.acceptance_document_filename = PurePosixPath(getattr(document, "name", "") or "").name[-200:]
-    _stamp(milestone, actor=actor, reason=f"Accepted by {who}"[:100]).save()
+    stamp(milestone, actor=actor, reason=f"Accepted by {who}"[:100]).save()
     if milestone.amount:
         notify(
             users=_finance_people(),
@@ -139,7 +143,7 @@ def milestone_acceptance_withdraw(*, actor, milestone: Milestone, reason: str) -
     milestone.acceptance_document_sha256 = ""
     milestone.acceptance_recorded_by = None
     milestone.acceptance_recorded_at = None
-    _stamp(milestone, actor=actor, reason=f"Acceptance withdrawn: {reason}"[:100]).save()
+    stamp(milestone, actor=actor, reason=f"Acceptance withdrawn: {reason}"[:100]).save()
     return milestone
 
 
@@ -165,7 +169,39 @@ def milestones_mark_billed(*, milestones: Sequence[Milestone], invoice_ref: str,
         row.status = Milestone.Status.BILLED
         row.invoice_ref = invoice_ref
         row.billed_at = now
-        _stamp(row, actor=actor, reason=f"Billed on {invoice_ref}"[:100]).save(
+        stamp(row, actor=actor, reason=f"Billed on {invoice_ref}"[:100]).save(
+            update_fields=["status", "invoice_ref", "billed_at", "updated_at"]
+        )
+    return len(rows)
+
+
+@transaction.atomic
+def milestones_release_billed(*, milestones: Sequence[Milestone], invoice_ref: str, credit_ref: str, actor=None) -> int:
+    """Billed → accepted, the invoice reference and billed time cleared: a credit note of ``invoice_ref``
+    (``credit_ref``) gives the milestones back to billing, and the next run bills them again. The acceptance
+    (who, when, the note) stays as recorded. Every milestone must be billed on ``invoice_ref``, or nothing is
+    released; returns how many."""
+    invoice_ref, credit_ref = (invoice_ref or "").strip(), (credit_ref or "").strip()
+    if not invoice_ref:
+        raise ValidationFailed("Name the invoice that billed the milestones.", field="invoice_ref")
+    if not credit_ref:
+        raise ValidationFailed("Name the credit note that releases the milestones.", field="credit_ref")
+    pks = sorted({m.pk for m in milestones})
+    project_ids = set(Milestone.objects.filter(pk__in=pks).values_list("project_id", flat=True))
+    list(Project.objects.filter(pk__in=project_ids).order_by("pk").select_for_update(of=("self",)))
+    rows = list(Milestone.objects.filter(pk__in=pks).order_by("pk").select_for_update(of=("self",)))
+    for row in rows:
+        if row.status != Milestone.Status.BILLED or row.invoice_ref != invoice_ref:
+            where = f"billed on {row.invoice_ref}" if row.status == Milestone.Status.BILLED else "not billed"
+            raise TransitionNotAllowed(
+                f"'{row.name}' is {where}; only milestones billed on {invoice_ref} are released by {credit_ref}.",
+                field="milestones",
+            )
+    for row in rows:
+        row.status = Milestone.Status.ACCEPTED
+        row.invoice_ref = ""
+        row.billed_at = None
+        stamp(row, actor=actor, reason=f"Released by {credit_ref} of {invoice_ref} for rebilling"[:100]).save(
             update_fields=["status", "invoice_ref", "billed_at", "updated_at"]
         )
     return len(rows)

@@ -370,7 +370,7 @@ ENTRY_TRANSITIONS = {
     EntryStatus.SUBMITTED: {EntryStatus.APPROVED, EntryStatus.REJECTED},
     EntryStatus.REJECTED: {EntryStatus.SUBMITTED},
     EntryStatus.APPROVED: {EntryStatus.BILLED},
-    EntryStatus.BILLED: set(),
+    EntryStatus.BILLED: set(),  # the one way back, billed → approved, is time_entries_release_billed (a credit note)
 }
 EDITABLE_STATUSES = frozenset({EntryStatus.DRAFT, EntryStatus.REJECTED})
 

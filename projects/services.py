@@ -24,10 +24,10 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
-from backbone.history import set_actor, set_reason
+from backbone.history import stamp
 from backbone.links import object_url
 from backbone.money import CURRENCY_CODES, MoneyError, format_money, to_decimal
-from backbone.roles import Role, has_role, is_read_only
+from backbone.roles import Role, has_role, require_writer
 from backbone.services import notify, sequence_next
 from customers.lock_objects import deal_for_update
 from customers.models import Customer, Deal, Language, LegalEntity, PipelineStage, Quote
@@ -71,19 +71,6 @@ class _Errors:
         if self.errors:
             messages = next(iter(self.errors.values()))
             raise ValidationFailed(f"{summary} {messages[0]}".strip(), errors=self.errors)
-
-
-def _require_writer(user) -> None:
-    if not getattr(user, "is_authenticated", False):
-        raise NotPermitted("Sign in to make changes.")
-    if is_read_only(user):
-        raise NotPermitted("Auditors can view everything but change nothing.")
-
-
-def _stamp(instance: models.Model, *, actor, reason: str) -> models.Model:
-    set_actor(instance, actor)
-    set_reason(instance, reason)
-    return instance
 
 
 def _name(user) -> str:
@@ -177,7 +164,7 @@ def deal_win(
     treatment, terms and attachments, frozen), its rate card, budget, milestones and billing rules.
     Returns ``(project, True)``.
     """
-    _require_writer(actor)
+    require_writer(actor)
     refusal = selectors.deal_win_refusal(user=actor, deal=deal)
     if refusal:
         raise NotPermitted(refusal)
@@ -252,7 +239,7 @@ def deal_win(
         _frozen_tax(deal=deal, currency=project.currency, lines=terms["lines"], tax_point=start)
     )
     project.number = sequence_next(key="project")
-    _stamp(project, actor=actor, reason=reason).save()
+    stamp(project, actor=actor, reason=reason).save()
     version = ContractVersion.objects.create(
         project=project,
         number=1,
@@ -301,7 +288,7 @@ def _sync_working_rows(*, project: Project, version: ContractVersion, terms: Map
         start = dt.date.fromisoformat(entry["effective_from"])
         if (entry["labour_category"].lower(), start) in have:
             continue
-        _stamp(
+        stamp(
             RateCardEntry(
                 project=project,
                 labour_category=entry["labour_category"],
@@ -381,9 +368,9 @@ def _sync_by_key(*, rows: dict[str, models.Model], wanted, make, actor, reason: 
         row = row or make(key)
         for field, value in values.items():
             setattr(row, field, value)
-        _stamp(row, actor=actor, reason=reason).save()
+        stamp(row, actor=actor, reason=reason).save()
     for row in rows.values():
-        _stamp(row, actor=actor, reason=reason).delete()
+        stamp(row, actor=actor, reason=reason).delete()
 
 
 # --- projects made by hand ----------------------------------------------------------------------------
@@ -403,7 +390,7 @@ def project_create(*, actor, data: Mapping[str, Any]) -> Project:
     [{kind, labour_category, description, hours, rate, amount, fixed_fee}], milestones [{name, phase,
     planned_date, amount, acceptance_criteria}], billing_rules [{model, retainer_amount, markup_percent}].
     """
-    _require_writer(actor)
+    require_writer(actor)
     if not selectors.project_can_create(user=actor):
         raise NotPermitted("Only project managers and admins create projects.")
     errors = _Errors()
@@ -476,7 +463,7 @@ def project_create(*, actor, data: Mapping[str, Any]) -> Project:
     )
     reason = str(data.get("reason") or "").strip() or "Created by hand"
     project.number = sequence_next(key="project")
-    _stamp(project, actor=actor, reason=reason).save()
+    stamp(project, actor=actor, reason=reason).save()
     version = ContractVersion.objects.create(
         project=project,
         number=1,
@@ -501,7 +488,7 @@ def project_create(*, actor, data: Mapping[str, Any]) -> Project:
 @transaction.atomic
 def project_set_status(*, actor, project: Project, status: str, reason: str = "") -> Project:
     """Move a project along planned → active ⇄ on hold → closed; holding and closing need a reason."""
-    _require_writer(actor)
+    require_writer(actor)
     project = project_for_update(pk=project.pk)
     if not selectors.project_can_edit(user=actor, project=project):
         raise NotPermitted(f"Only the manager of {project.number} or an admin changes its status.")
@@ -526,7 +513,7 @@ def project_set_status(*, actor, project: Project, status: str, reason: str = ""
         if pending:
             raise Conflict(f"Decide the submitted change orders first ({', '.join(pending)}).", field="status")
     project.status = status
-    _stamp(project, actor=actor, reason=reason or f"Status: {Project.Status(status).label}").save(
+    stamp(project, actor=actor, reason=reason or f"Status: {Project.Status(status).label}").save(
         update_fields=["status", "updated_at"]
     )
     return project
@@ -633,7 +620,7 @@ def change_order_create(
 ) -> ChangeOrder:
     """A draft amendment, checked against the newest contract version (and checked again on submission and
     approval, when another amendment may have come first)."""
-    _require_writer(actor)
+    require_writer(actor)
     if project.status == Project.Status.CLOSED:
         raise TransitionNotAllowed(f"{project.number} is closed; closed projects take no change orders.")
     if not selectors.change_order_can_propose(user=actor, project=project):
@@ -666,7 +653,7 @@ def change_order_create(
     if acceptance_file:
         _set_acceptance_file(co, acceptance_file)
     co.number = sequence_next(key="change_order")
-    _stamp(co, actor=actor, reason="Proposed").save()
+    stamp(co, actor=actor, reason="Proposed").save()
     return co
 
 
@@ -674,7 +661,7 @@ def change_order_create(
 def change_order_update(*, actor, change_order: ChangeOrder, data: Mapping[str, Any]) -> ChangeOrder:
     """Change a draft; keys absent from ``data`` keep their value (``acceptance_file``: a new upload replaces
     the stored one). Submitted, approved and rejected change orders do not change."""
-    _require_writer(actor)
+    require_writer(actor)
     co = change_order_for_update(pk=change_order.pk)
     if co.status != ChangeOrder.Status.DRAFT:
         raise TransitionNotAllowed(f"{co.number} is {co.get_status_display().lower()}; only drafts change.")
@@ -695,7 +682,7 @@ def change_order_update(*, actor, change_order: ChangeOrder, data: Mapping[str, 
     if data.get("acceptance_file"):
         _set_acceptance_file(co, data["acceptance_file"])
     _co_figures(co, old_terms=current.terms, new_terms=new_terms)
-    _stamp(co, actor=actor, reason=str(data.get("edit_reason") or "Edited")).save()
+    stamp(co, actor=actor, reason=str(data.get("edit_reason") or "Edited")).save()
     return co
 
 
@@ -707,7 +694,7 @@ def change_order_submit(*, actor, change_order: ChangeOrder) -> ChangeOrder:
     The customer's acceptance (who and when) must be on record first: an amendment of a contract is agreed
     with the customer before anyone on our side approves it.
     """
-    _require_writer(actor)
+    require_writer(actor)
     co = change_order_for_update(pk=change_order.pk)
     if co.status != ChangeOrder.Status.DRAFT:
         raise TransitionNotAllowed(f"{co.number} is {co.get_status_display().lower()}; only drafts are submitted.")
@@ -728,7 +715,7 @@ def change_order_submit(*, actor, change_order: ChangeOrder) -> ChangeOrder:
     co.changes = cleaned
     _co_figures(co, old_terms=current.terms, new_terms=new_terms)
     co.status, co.submitted_at = ChangeOrder.Status.SUBMITTED, timezone.now()
-    _stamp(co, actor=actor, reason="Submitted for approval").save()
+    stamp(co, actor=actor, reason="Submitted for approval").save()
     delta = format_money(co.budget_delta_amount, co.project.currency)
     notify(
         users=[user for user in selectors.change_order_approvers(co) if user.pk != actor.pk],
@@ -745,7 +732,7 @@ def change_order_submit(*, actor, change_order: ChangeOrder) -> ChangeOrder:
 def change_order_approve(*, actor, change_order: ChangeOrder) -> ContractVersion:
     """Approve a submitted change order: the next contract version, the working rows, slip alerts, one
     transaction. Locks the project, then the change order, so two approvals on one project queue up."""
-    _require_writer(actor)
+    require_writer(actor)
     project = project_for_update(pk=change_order.project_id)
     co = change_order_for_update(pk=change_order.pk)
     co.project = project
@@ -789,9 +776,9 @@ def change_order_approve(*, actor, change_order: ChangeOrder) -> ContractVersion
     new_end = dt.date.fromisoformat(new_terms["project"]["planned_end"])
     if new_end != project.planned_end:
         project.planned_end = new_end
-        _stamp(project, actor=actor, reason=reason).save(update_fields=["planned_end", "updated_at"])
+        stamp(project, actor=actor, reason=reason).save(update_fields=["planned_end", "updated_at"])
     co.status, co.decided_by, co.decided_at = ChangeOrder.Status.APPROVED, actor, timezone.now()
-    _stamp(co, actor=actor, reason="Approved").save()
+    stamp(co, actor=actor, reason="Approved").save()
 
     milestones = {m.key: m for m in project.milestones.all()}
     for slipped in contract_terms.slipped_milestones(current.terms, new_terms):
@@ -817,7 +804,7 @@ def change_order_approve(*, actor, change_order: ChangeOrder) -> ContractVersion
 @transaction.atomic
 def change_order_reject(*, actor, change_order: ChangeOrder, reason: str) -> ChangeOrder:
     """Send a submitted change order back with the reason; the contract does not change."""
-    _require_writer(actor)
+    require_writer(actor)
     project = project_for_update(pk=change_order.project_id)
     co = change_order_for_update(pk=change_order.pk)
     co.project = project
@@ -833,7 +820,7 @@ def change_order_reject(*, actor, change_order: ChangeOrder, reason: str) -> Cha
         raise ValidationFailed("Say why the change order is rejected.", field="reason")
     co.status, co.rejection_reason = ChangeOrder.Status.REJECTED, reason
     co.decided_by, co.decided_at = actor, timezone.now()
-    _stamp(co, actor=actor, reason=f"Rejected: {reason}").save()
+    stamp(co, actor=actor, reason=f"Rejected: {reason}").save()
     if co.proposed_by_id != actor.pk:
         notify(
             users=[co.proposed_by],

@@ -2,9 +2,11 @@
 rejection in bulk, adjustments, month locks and the billed mark billing sets.
 
 Life cycle (``models.ENTRY_TRANSITIONS``): draft → submitted → approved / rejected → billed; a rejected entry
-is edited and submitted again. Approved entries never change and billed ones never at all: a correction is
-an adjustment entry linked to the original. Bulk transitions are single UPDATE statements with bulk history
-and audit records, so approving a thousand entries costs a handful of queries.
+is edited and submitted again. Approved and billed entries never change: a correction is an adjustment entry
+linked to the original. The one way back from billed is billing's release of the entries of a credited
+invoice line (billed → approved, ``time_entries_release_billed``), so that a later run bills them again.
+Bulk transitions are single UPDATE statements with bulk history and audit records, so approving a thousand
+entries costs a handful of queries.
 
 This module imports ``projects.services`` (for budget alerts) and nothing imports it back.
 """
@@ -22,9 +24,9 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
-from backbone.history import audit_entries_append_bulk
+from backbone.history import audit_entries_append_bulk, stamp
 from backbone.money import CURRENCY_CODES
-from backbone.roles import Role, has_role
+from backbone.roles import Role, has_role, require_writer
 from backbone.services import notify
 from customers.uploads import file_problem
 
@@ -42,7 +44,7 @@ from .models import (
     ProjectMember,
     TimeEntry,
 )
-from .services import _Errors, _require_writer, _stamp
+from .services import _Errors
 
 MAX_HOURS_PER_DAY = Decimal("24")
 QUARTER = Decimal("0.25")
@@ -60,7 +62,7 @@ Entry = TimeEntry | Expense
 
 
 def _require_logger(actor, model: type[models.Model]) -> None:
-    _require_writer(actor)
+    require_writer(actor)
     name = model._meta.model_name
     if not actor.has_perm(f"projects.add_{name}"):
         noun = "time" if model is TimeEntry else "expenses"
@@ -203,7 +205,7 @@ def time_entry_create(
     if external_id and TimeEntry.objects.filter(external_system=external_system, external_id=external_id).exists():
         errors.add("external_id", f"Entry {external_id} of {external_system or 'that system'} is already imported.")
     errors.raise_if_any("The time cannot be logged.")
-    _stamp(entry, actor=actor, reason="Time logged").save()
+    stamp(entry, actor=actor, reason="Time logged").save()
     return entry
 
 
@@ -235,7 +237,7 @@ def time_entry_update(*, actor, entry: TimeEntry, data: Mapping[str, Any]) -> Ti
         check_lock=entry.adjusts_id is None,
     )
     errors.raise_if_any("The time entry cannot be changed.")
-    _stamp(entry, actor=actor, reason="Time entry changed").save(
+    stamp(entry, actor=actor, reason="Time entry changed").save(
         update_fields=[*_TIME_FIELDS, "updated_at"],
     )
     return entry
@@ -248,7 +250,7 @@ def time_entry_delete(*, actor, entry: TimeEntry) -> None:
     _require_own_editable(actor, entry)
     if period_is_locked(entry.date) and entry.adjusts_id is None:
         raise Conflict(f"{entry.date.strftime('%B %Y')} is locked by finance; nothing dated in it can change.")
-    _stamp(entry, actor=actor, reason="Time entry deleted").delete()
+    stamp(entry, actor=actor, reason="Time entry deleted").delete()
 
 
 @transaction.atomic
@@ -292,7 +294,7 @@ def time_entry_adjust(*, actor, original: TimeEntry, hours: Decimal | str, descr
     if not entry.description:
         errors.add("description", "Say why the time is corrected: the description appears on the invoice.")
     errors.raise_if_any("The adjustment cannot be made.")
-    _stamp(entry, actor=actor, reason=f"Adjustment of the entry of {original.date.isoformat()}").save()
+    stamp(entry, actor=actor, reason=f"Adjustment of the entry of {original.date.isoformat()}").save()
     return entry
 
 
@@ -374,7 +376,7 @@ def expense_create(
     if receipt is not None:
         _receipt(errors, expense, receipt)
     errors.raise_if_any("The expense cannot be logged.")
-    _stamp(expense, actor=actor, reason="Expense logged").save()
+    stamp(expense, actor=actor, reason="Expense logged").save()
     return expense
 
 
@@ -404,7 +406,7 @@ def expense_update(*, actor, expense: Expense, data: Mapping[str, Any]) -> Expen
     if data.get("receipt") is not None:
         _receipt(errors, expense, data["receipt"])
     errors.raise_if_any("The expense cannot be changed.")
-    _stamp(expense, actor=actor, reason="Expense changed").save()
+    stamp(expense, actor=actor, reason="Expense changed").save()
     return expense
 
 
@@ -415,7 +417,7 @@ def expense_delete(*, actor, expense: Expense) -> None:
     _require_own_editable(actor, expense)
     if period_is_locked(expense.date):
         raise Conflict(f"{expense.date.strftime('%B %Y')} is locked by finance; nothing dated in it can change.")
-    _stamp(expense, actor=actor, reason="Expense deleted").delete()
+    stamp(expense, actor=actor, reason="Expense deleted").delete()
 
 
 # --- bulk transitions ---------------------------------------------------------------------------------
@@ -514,7 +516,7 @@ def _decision_refusal(actor, project: Project) -> str | None:
 
 
 def _decide(*, actor, entries: Sequence[Entry], status: str, reason: str = "") -> int:
-    _require_writer(actor)
+    require_writer(actor)
     rows = _locked_rows(entries)
     projects = {p.pk: p for p in Project.objects.filter(pk__in={r.project_id for rs in rows.values() for r in rs})}
     for project in projects.values():
@@ -589,13 +591,49 @@ def time_entries_mark_billed(*, entries: Sequence[Entry], invoice_ref: str, acto
     return sum(len(items) for items in rows.values())
 
 
+@transaction.atomic
+def time_entries_release_billed(*, entries: Sequence[Entry], invoice_ref: str, credit_ref: str, actor=None) -> int:
+    """Billed → approved, the invoice reference and billed time cleared: the one path back, taken when a credit
+    note of ``invoice_ref`` (``credit_ref``) gives the entries back to billing, so that the next invoice run
+    bills them again. Time entries and expenses (mixed), like ``time_entries_mark_billed``; returns how many.
+
+    Outside ``ENTRY_TRANSITIONS`` on purpose (billed is final for everything else): only billing calls it, for
+    entries billed on the invoice it credits, and the history record names the credit note. Every entry must be
+    billed on ``invoice_ref``, or nothing is released. The content of an entry never changes (the PostgreSQL
+    trigger of ``0009_release_billed`` refuses anything else)."""
+    invoice_ref, credit_ref = (invoice_ref or "").strip(), (credit_ref or "").strip()
+    if not invoice_ref:
+        raise ValidationFailed("Name the invoice that billed the entries.", field="invoice_ref")
+    if not credit_ref:
+        raise ValidationFailed("Name the credit note that releases the entries.", field="credit_ref")
+    rows = _locked_rows(entries)
+    for items in rows.values():
+        for row in items:
+            if row.status != EntryStatus.BILLED or row.invoice_ref != invoice_ref:
+                where = f"billed on {row.invoice_ref}" if row.status == EntryStatus.BILLED else "not billed"
+                raise TransitionNotAllowed(
+                    f"The entry of {row.date.isoformat()} is {where}; only entries billed on {invoice_ref} are "
+                    f"released by {credit_ref}.",
+                    field="entries",
+                )
+    for model, items in rows.items():
+        _bulk_set(
+            model,
+            items,
+            actor=actor,
+            reason=f"Released by {credit_ref} of {invoice_ref} for rebilling"[:100],
+            values={"status": EntryStatus.APPROVED, "invoice_ref": "", "billed_at": None},
+        )
+    return sum(len(items) for items in rows.values())
+
+
 # --- locked periods -----------------------------------------------------------------------------------
 
 
 @transaction.atomic
 def period_lock(*, actor, month: dt.date) -> LockedPeriod:
     """Finance closes a month: nothing dated in it is logged, changed or submitted from now on."""
-    _require_writer(actor)
+    require_writer(actor)
     if not actor.has_perm("projects.add_lockedperiod") or not (
         selectors.is_admin(actor) or has_role(actor, Role.FINANCE)
     ):

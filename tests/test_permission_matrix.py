@@ -26,15 +26,17 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.views import redirect_to_login
+from django.core import signing
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from backbone.models import AuditEntry
+from backbone.models import AuditEntry, OutboundMessage
 from backbone.roles import Role
-from billing.models import Invoice
+from billing.models import Dispute, Invoice, InvoiceLine
+from billing.portal import PortalSigner
 from billing.services import invoice_run_start
 from customers import forms as f
 from customers.models import (
@@ -162,6 +164,36 @@ _MATRIX = {
     "billing:invoice-discard":              (LOGIN, 403,   403,   403,   405,   403,   403,   405),
     "billing:invoice-pdf":                  (LOGIN, 403,   404,   403,   404,   404,   404,   404),
     "billing:credit-note-create":           (LOGIN, 403,   403,   403,   409,   403,   403,   409),
+    # Draft editing and review (billing/urls_drafts.py). A line's row answers a plain GET with a redirect to
+    # the invoice page (htmx asks for the fragment). Admins hold every permission (see the module docstring).
+    "billing:invoice-draft-header":         (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "billing:invoice-draft-line-add":       (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "billing:invoice-draft-discount-add":   (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "billing:invoice-draft-line":           (LOGIN, 403,   302,   403,   302,   302,   302,   302),
+    "billing:invoice-draft-line-edit":      (LOGIN, 403,   403,   403,   302,   403,   403,   302),
+    "billing:invoice-draft-line-delete":    (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "billing:invoice-comment-add":          (LOGIN, 403,   405,   403,   405,   403,   403,   405),
+    # Delivery (billing/urls_delivery.py) and the Outbox (backbone).
+    "billing:invoice-send":                 (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "billing:message-resend":               (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "outbox":                               (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "outbox-detail":                        (LOGIN, 403,   403,   403,   200,   200,   200,   200),
+    "outbox-resend":                        (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "api:invoice-pdf":                      (401,   403,   404,   403,   404,   404,   404,   404),
+    "api:invoice-credit-notes":             (401,   403,   200,   403,   200,   200,   200,   200),
+    "api:invoice-send":                     (401,   403,   405,   403,   405,   405,   405,   405),
+    "api:invoice-messages":                 (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:outbox-list":                      (401,   403,   403,   403,   200,   200,   200,   200),
+    "api:outbox-detail":                    (401,   403,   403,   403,   200,   200,   200,   200),
+    # The client portal (no login: the signed token is the key; the world's invoice is a draft, so it has no
+    # portal page) and finance's dispute forms.
+    "billing:portal":                       (404,   404,   404,   404,   404,   404,   404,   404),
+    "billing:portal-pdf":                   (404,   404,   404,   404,   404,   404,   404,   404),
+    "billing:portal-dispute":               (405,   405,   405,   405,   405,   405,   405,   405),
+    "billing:dispute-record":               (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "billing:dispute-resolve":              (LOGIN, 403,   403,   403,   405,   403,   403,   405),
+    "api:invoice-disputes":                 (401,   403,   200,   403,   200,   200,   200,   200),
+    "api:invoice-dispute-resolve":          (401,   403,   405,   403,   405,   405,   405,   405),
     "billing:run-list":                     (LOGIN, 403,   403,   403,   200,   200,   200,   200),
     "billing:run-start":                    (LOGIN, 403,   403,   403,   405,   403,   403,   405),
     "billing:run-detail":                   (LOGIN, 403,   403,   403,   200,   200,   200,   200),
@@ -175,6 +207,10 @@ _MATRIX = {
     "api:invoice-detail":                   (401,   403,   200,   403,   200,   200,   200,   200),
     "api:invoice-lines":                    (401,   403,   200,   403,   200,   200,   200,   200),
     "api:invoice-approve":                  (401,   403,   405,   403,   405,   405,   405,   405),
+    "api:invoice-edit":                     (401,   403,   405,   403,   405,   405,   405,   405),
+    "api:invoice-add-line":                 (401,   403,   405,   403,   405,   405,   405,   405),
+    "api:invoice-update-line":              (401,   403,   405,   403,   405,   405,   405,   405),
+    "api:invoice-comments":                 (401,   403,   200,   403,   200,   200,   200,   200),
     "api:invoice-return-to-draft":          (401,   403,   405,   403,   405,   405,   405,   405),
     "api:invoice-issue":                    (401,   403,   405,   403,   405,   405,   405,   405),
     "api:invoice-discard":                  (401,   403,   405,   403,   405,   405,   405,   405),
@@ -336,6 +372,38 @@ KWARGS = {
     "billing:invoice-discard": lambda w: {"public_id": w["invoice"].public_id},
     "billing:invoice-pdf": lambda w: {"public_id": w["invoice"].public_id},
     "billing:credit-note-create": lambda w: {"public_id": w["invoice"].public_id},  # a draft: 409 for finance
+    "billing:invoice-draft-header": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:invoice-draft-line-add": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:invoice-draft-discount-add": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:invoice-draft-line": lambda w: {
+        "public_id": w["invoice"].public_id,
+        "line_id": w["invoice_line"].public_id,
+    },
+    "billing:invoice-draft-line-edit": lambda w: {
+        "public_id": w["invoice"].public_id,
+        "line_id": w["invoice_line"].public_id,
+    },
+    "billing:invoice-draft-line-delete": lambda w: {
+        "public_id": w["invoice"].public_id,
+        "line_id": w["invoice_line"].public_id,
+    },
+    "billing:invoice-comment-add": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:invoice-send": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:portal": lambda w: {"token": w["portal_token"]},
+    "billing:portal-pdf": lambda w: {"token": w["portal_token"]},
+    "billing:portal-dispute": lambda w: {"token": w["portal_token"]},
+    "billing:dispute-record": lambda w: {"public_id": w["invoice"].public_id},
+    "billing:dispute-resolve": lambda w: {"public_id": w["dispute"].public_id},
+    "api:invoice-disputes": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-dispute-resolve": lambda w: {"id": w["invoice"].public_id, "dispute_id": w["dispute"].public_id},
+    "billing:message-resend": lambda w: {"public_id": w["invoice"].public_id, "message_id": w["message"].public_id},
+    "outbox-detail": lambda w: {"public_id": w["message"].public_id},
+    "outbox-resend": lambda w: {"public_id": w["message"].public_id},
+    "api:invoice-send": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-pdf": lambda w: {"id": w["invoice"].public_id},  # a draft: no PDF
+    "api:invoice-credit-notes": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-messages": lambda w: {"id": w["invoice"].public_id},
+    "api:outbox-detail": lambda w: {"id": w["message"].public_id},
     "billing:run-detail": lambda w: {"public_id": w["invoice_run"].public_id},
     "billing:run-progress": lambda w: {"public_id": w["invoice_run"].public_id},
     "billing:run-retry": lambda w: {"public_id": w["invoice_run"].public_id},
@@ -345,6 +413,10 @@ KWARGS = {
     "api:invoice-detail": lambda w: {"id": w["invoice"].public_id},
     "api:invoice-lines": lambda w: {"id": w["invoice"].public_id},
     "api:invoice-approve": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-edit": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-add-line": lambda w: {"id": w["invoice"].public_id},
+    "api:invoice-update-line": lambda w: {"id": w["invoice"].public_id, "line_id": w["invoice_line"].public_id},
+    "api:invoice-comments": lambda w: {"id": w["invoice"].public_id},
     "api:invoice-return-to-draft": lambda w: {"id": w["invoice"].public_id},
     "api:invoice-issue": lambda w: {"id": w["invoice"].public_id},
     "api:invoice-discard": lambda w: {"id": w["invoice"].public_id},
@@ -606,6 +678,25 @@ def world(django_db_setup, django_db_blocker):
             currency="EUR",
             created_by=people[Role.FINANCE],
         )
+        invoice_line = InvoiceLine.objects.create(  # a manual line, for the draft editor's line routes
+            invoice=invoice,
+            position=1,
+            kind=InvoiceLine.Kind.MANUAL,
+            description="Workshop",
+            quantity=Decimal("1"),
+            unit="C62",
+            unit_price=Decimal("100"),
+            net_amount=Decimal("100.00"),
+        )
+        message = OutboundMessage.objects.create(  # what sending the invoice leaves in the Outbox
+            topic="invoice",
+            from_email="billing@example.test",
+            to=["ap@example.test"],
+            subject="Invoice",
+            body="Please find the invoice attached.",
+            about_id=invoice.public_id,
+        )
+        dispute = Dispute.objects.create(invoice=invoice, reason=Dispute.Reason.AMOUNT, message="Too many hours.")
         open_deal = DealFactory(customer=customer, owner=people[Role.SALES], legal_entity=legal_entity)
         tm_quote(open_deal, planned_start=today, planned_end=today + datetime.timedelta(days=90))
         yield {
@@ -618,6 +709,11 @@ def world(django_db_setup, django_db_blocker):
             "expense": expense,
             "time_entry": time_entry,
             "invoice": invoice,
+            "invoice_line": invoice_line,
+            "message": message,
+            "dispute": dispute,
+            # A genuine token of a draft: the portal shows issued invoices only.
+            "portal_token": PortalSigner().sign(signing.b62_encode(invoice.public_id.int)),
             "invoice_run": invoice_run,
             "open_deal": open_deal,
             "deal": deal,

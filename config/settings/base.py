@@ -208,3 +208,6 @@ TAX_EU_B2C_THRESHOLD_EXCEEDED = env.list("TAX_EU_B2C_THRESHOLD_EXCEEDED", defaul
 
 # The public address of the app, for links in emails (notifications, invoices, the portal).
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+
+# Client portal links (billing.portal): signed with SECRET_KEY, valid this many days from when they are made.
+PORTAL_LINK_MAX_AGE_DAYS = env.int("PORTAL_LINK_MAX_AGE_DAYS", default=90)

@@ -374,11 +374,10 @@ def test_release_needs_whole_lines_credited_in_full(issued, people):
     }
 
 
-@pytest.mark.skipif(cn.RELEASE_AVAILABLE, reason="the release is wired in")
-def test_release_is_refused_until_the_projects_side_exists(issued, people):
-    with pytest.raises(ValidationFailed, match="Releasing the credited items for rebilling is not available yet"):
-        create(issued, people, full=True, release_items=True)
-    assert not Invoice.objects.filter(kind="credit_note").exists()
+def test_a_credit_note_that_releases_says_so_and_releases_nothing_before_issue(issued, people):
+    note = create(issued, people, full=True, release_items=True)
+    assert note.releases_items and note.status == Invoice.Status.DRAFT
+    assert InvoiceItem.objects.filter(invoice=issued, live=True).count() == 5
     assert set(TimeEntry.objects.values_list("status", flat=True)) == {EntryStatus.BILLED}
 
 
@@ -581,16 +580,29 @@ def test_errors_are_shown_on_their_fields(client, issued, people):
     assert not Invoice.objects.filter(kind="credit_note").exists()
 
 
-UNTIL_RELEASE = pytest.mark.skipif(cn.RELEASE_AVAILABLE, reason="the release is wired in")
-
-
-@UNTIL_RELEASE
-def test_the_page_says_release_is_not_available_yet(client, issued, people):
+def test_the_page_offers_the_release_and_creates_a_releasing_credit_note(client, issued, people):
     client.force_login(people["finance"])
-    assert "Not available yet" in text_of(client.get(credit_url(issued)))
-    response = client.post(credit_url(issued), {"mode": "full", "reason": "goodwill", "release_items": "on"})
+    html = client.get(credit_url(issued)).content.decode()
+    checkbox = re.search(r'<input[^>]*name="release_items"[^>]*>', html)
+    assert checkbox and "disabled" not in checkbox.group(0)
+    assert "Release the credited items for rebilling" in html
+    assert text_of(client.get(credit_url(issued))).count("· 1 billed item ") == 5  # what a whole line releases
+    response = client.post(credit_url(issued), {"mode": "full", "reason": "pricing_error", "release_items": "on"})
+    note = Invoice.objects.get(kind="credit_note")
+    assert response.status_code == 302 and note.releases_items
+    assert "Issuing it releases the credited items for rebilling." in text_of(client.get(response["Location"]))
+
+
+def test_the_page_refuses_a_release_of_a_line_credited_in_part_on_the_field(client, issued, people):
+    first = lines_of(issued)[0]
+    client.force_login(people["finance"])
+    data = {"mode": "lines", "reason": "goodwill", f"amount_{first.public_id.hex}": "100.00", "release_items": "on"}
+    response = client.post(credit_url(issued), data)
     assert response.status_code == 400
-    assert "not available yet" in field_error(response, "release_items")
+    assert field_error(response, "release_items") == (
+        "Only lines credited in full release their items for rebilling; Line 1 (Data platform build, day 1) is "
+        "credited in part."
+    )
     assert not Invoice.objects.filter(kind="credit_note").exists()
 
 
@@ -661,6 +673,21 @@ def test_the_panel_lists_credit_notes_and_the_remaining_balance(issued, people):
     assert auditor_panel["create_url"] is None and auditor_panel["balance"] == panel["balance"]
     assert credit_notes_panel_context(user=people["finance"], invoice=first) is None  # a credit note: no panel
     assert render_to_string("billing/partials/credit_notes_panel.html", {"credit_panel": None}).strip() == ""
+
+
+def test_the_panel_says_whether_a_credit_note_releases_its_items(issued, people):
+    lines = lines_of(issued)
+    pending = create(issued, people, lines=[{"line": lines[0], "amount": None}], release_items=True)
+
+    def panel_text() -> str:
+        panel = credit_notes_panel_context(user=people["finance"], invoice=issued)
+        html = render_to_string("billing/partials/credit_notes_panel.html", {"credit_panel": panel})
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+    assert "releases its items for rebilling once issued" in panel_text()
+    approve_and_issue(pending, people)
+    text = panel_text()
+    assert "items released for rebilling" in text and "once issued" not in text
 
 
 def test_the_panel_costs_the_same_queries_whatever_the_number_of_credit_notes(

@@ -23,10 +23,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from backbone.demo import seeders
+from backbone.models import OutboundMessage
 from backbone.services import external_id_lookup
 from billing.demo import seed_billing
 from billing.issuing import approval_limit
-from billing.models import Invoice, InvoiceItem, InvoiceLine, InvoiceRun, RunException
+from billing.models import Dispute, Invoice, InvoiceItem, InvoiceLine, InvoiceRun, RunException
 from customers.models import Deal
 from projects import selectors as project_selectors
 from projects.models import EntryStatus, Expense, LockedPeriod, Project, TimeEntry
@@ -100,15 +101,31 @@ def _state() -> tuple:
         list(LockedPeriod.objects.order_by("pk").values_list("month", "locked_by")),
         Invoice.history.count(),
         TimeEntry.history.count(),
+        OutboundMessage.objects.count(),
+        Dispute.objects.count(),
     )
 
 
 def test_billing_seeds_after_projects_and_sums_up_what_it_made(demo):
     assert demo.order.index("billing") == demo.order.index("projects") + 1
     assert demo.summary.startswith("4 invoice runs (4 new), 4 invoices drafted: 1 issued, 1 approved, 2 draft; ")
-    assert demo.summary.endswith("; 1 new adjustment of billed time, 1 month locked")
+    assert demo.summary.endswith(
+        "; 1 sent by email, 1 disputed from the portal; 1 new adjustment of billed time, 1 month locked"
+    )
     count = RunException.objects.count()
     assert f"; {count} run exceptions ({count} po_missing);" in demo.summary
+
+
+def test_the_issued_invoice_is_sent_with_its_pdf_and_its_client_disputes_it_from_the_portal(demo):
+    issued = Invoice.objects.get(status=Invoice.Status.ISSUED, kind=Invoice.Kind.INVOICE)
+    message = OutboundMessage.objects.get(about_id=issued.public_id)
+    document = issued.documents.get()
+    assert message.status == OutboundMessage.Status.QUEUED  # the worker sends it
+    assert message.to and issued.number in message.subject
+    assert [(a.filename, a.sha256) for a in message.attachments.all()] == [(document.filename, document.sha256)]
+    dispute = Dispute.objects.get(invoice=issued)
+    assert (dispute.status, dispute.source) == (Dispute.Status.OPEN, Dispute.Source.PORTAL)
+    assert dispute.contact_email
 
 
 def test_the_month_before_last_is_run_per_legal_entity_by_finance_without_the_queue(demo):
@@ -235,5 +252,7 @@ def test_seeding_the_demo_twice_changes_nothing(demo):
                 again = summary
         assert seed_billing(password="demo") == again
     assert again.startswith("4 invoice runs (0 new), 4 invoices drafted: 1 issued, 1 approved, 2 draft; ")
-    assert again.endswith("; 0 new adjustment of billed time, 0 month locked")
+    assert again.endswith(
+        "; 0 sent by email, 0 disputed from the portal; 0 new adjustment of billed time, 0 month locked"
+    )
     assert _state() == before

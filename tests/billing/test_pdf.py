@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from PIL import Image
 
-from billing import pdf
+from billing import pdf, portal
 from billing.issuing import invoice_approve, invoice_issue
 from billing.models import Invoice, InvoiceDocument, InvoiceLine
 from billing.pricing import invoice_refigure
@@ -46,6 +46,15 @@ def pdf_text(data: bytes) -> str:
     command = [PDFTOTEXT, "-layout", "-enc", "UTF-8", "-", "-"]
     done = subprocess.run(command, input=data, capture_output=True, check=True)  # noqa: S603 -- a fixed command
     return " ".join(done.stdout.decode("utf-8").split())
+
+
+def printed_portal_link(text: str, label: str):
+    """The public ID that the portal link printed after ``label`` opens (None when there is none)."""
+    found = re.search(
+        re.escape(label) + r" http://127\.0\.0\.1:8000/billing/portal/([0-9A-Za-z]+\.[0-9A-Za-z]+\.[0-9A-Za-z_-]{22})/",
+        text,
+    )
+    return portal.invoice_public_id_for(found.group(1)) if found else None
 
 
 def stored_pdf(invoice: Invoice) -> tuple[InvoiceDocument, bytes]:
@@ -193,7 +202,7 @@ def test_the_pdf_prints_number_dates_lines_totals_reverse_charge_reference_and_p
     ):
         assert expected in text, expected
     assert issued.po_number and issued.creditor_reference.startswith("RF")
-    assert "View, pay or dispute online" not in text  # no portal yet
+    assert printed_portal_link(text, "Pay or dispute online:") == issued.public_id  # a fresh link, made at rendering
     assert "Detail appendix" not in text
 
 
@@ -304,10 +313,37 @@ def test_a_vat_column_per_line_only_when_the_lines_are_taxed_differently(legal_e
     assert "Exempt based on article 132 of Council Directive 2006/112/EC" in html  # the reason, in the breakdown
 
 
-def test_the_portal_link_is_printed_only_when_given(issued):
-    assert "View, pay or dispute online" not in pdf.render_invoice_html(issued)
-    html = pdf.render_invoice_html(issued, portal_url="https://pay.example.test/i/abc")
-    assert 'View, pay or dispute online: <a href="https://pay.example.test/i/abc">' in html
+def test_an_issued_invoice_prints_its_portal_link_near_the_payment_instructions(issued, monkeypatch):
+    monkeypatch.setattr(portal, "portal_url", lambda invoice: f"https://pay.example.test/{invoice.number}/")
+    html = pdf.render_invoice_html(issued)
+    link = f'Pay or dispute online:<br><a href="https://pay.example.test/{issued.number}/">'
+    assert link in html and html.index(link) > html.index(issued.creditor_reference)
+    given = pdf.render_invoice_html(issued, portal_url="https://pay.example.test/i/abc")
+    assert 'Pay or dispute online:<br><a href="https://pay.example.test/i/abc">' in given
+    assert "Pay or dispute online" not in pdf.render_invoice_html(issued, portal_url="")
+
+
+def test_the_portal_link_in_the_pdf_opens_the_invoice(issued, client):
+    url = pdf.invoice_pdf_context(issued)["portal_url"]
+    assert url.startswith("http://127.0.0.1:8000/billing/portal/")
+    response = client.get(url.removeprefix("http://127.0.0.1:8000"))
+    assert response.status_code == 200 and issued.number in response.content.decode()
+
+
+def test_a_draft_prints_no_portal_link(make_draft, team, approved_time):
+    assert pdf.invoice_pdf_context(make_draft(team))["portal_url"] == ""
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", "Pay or dispute online:"),
+        ("de", "Online bezahlen oder beanstanden:"),
+        ("fr", "Payer ou contester en ligne :"),
+    ],
+)
+def test_the_portal_link_is_worded_in_the_invoices_language(reverse_charge, issue, language, words):
+    assert f"{words}<br><a href=" in pdf.render_invoice_html(issue(reverse_charge, language=language))
 
 
 def test_branding_embeds_the_logo_and_uses_the_brand_colour(legal_entity, reverse_charge, issue):
@@ -412,6 +448,7 @@ def test_a_credit_note_says_so_with_the_credited_invoice_and_the_explanation(
     ):
         assert expected in text, expected
     assert "Please transfer" not in text and "Due date" not in text
+    assert printed_portal_link(text, "View online:") == note.public_id and "Pay or dispute online" not in text
     assert "-€0.00" not in text  # the negated zero tax of a reverse-charge credit note
     assert 'class="epc-qr"' not in pdf.render_invoice_html(note)  # a credit note asks for no payment
 
@@ -538,3 +575,33 @@ def test_render_time_in_a_warm_process(long_draft, legal_entity, customer, peopl
             f"1 page {one_wall:.0f} ms ({one_cpu:.0f} ms CPU); 5 pages {five_wall:.0f} ms ({five_cpu:.0f} ms CPU), "
             f"{five_wall / 5:.0f} ms a page ({five_cpu / 5:.0f} ms CPU)"
         )
+
+
+def test_a_discount_prints_its_negative_net_once_and_a_percent_discount_its_percentage():
+    from billing.pdf import _line
+
+    amount = InvoiceLine(
+        kind=InvoiceLine.Kind.DISCOUNT,
+        position=3,
+        description="Loyalty",
+        quantity=Decimal("1"),
+        unit="C62",
+        unit_price=Decimal("-600"),
+        net_amount=Decimal("-600.00"),
+    )
+    printed = _line(amount, "EUR", "en", {"C62": "unit"}, show_items=False)
+    assert printed["net"] == "-€600.00"
+
+    percent = InvoiceLine(
+        kind=InvoiceLine.Kind.DISCOUNT,
+        position=4,
+        description="Framework discount",
+        quantity=Decimal("10"),
+        unit="P1",
+        unit_price=Decimal("0"),
+        net_amount=Decimal("-1400.00"),
+    )
+    printed = _line(percent, "EUR", "de", {}, show_items=False)
+    assert printed["net"] == "-1.400,00\xa0€"
+    assert printed["quantity"] == "10\xa0%"
+    assert (printed["unit"], printed["unit_price"]) == ("", "")
