@@ -81,8 +81,11 @@ def draft_editor_context(*, user, invoice: Invoice) -> dict[str, Any] | None:
     may_read_comments = _signed_in(user) and user.has_perm("billing.view_invoicecomment")
     comments = list(drafts.invoice_comments(invoice)) if may_read_comments else []
     comment_refusal = drafts.comment_refusal(user=user, invoice=invoice) if may_read_comments else "—"
-    # Drafts show the panel (to comment); afterwards only when comments were left.
-    show_comments = may_read_comments and (invoice.status == Invoice.Status.DRAFT or bool(comments))
+    # Drafts (to comment) and approved invoices (the review is closed) show the panel; issued and discarded
+    # ones only when comments were left.
+    show_comments = may_read_comments and (
+        invoice.status in (Invoice.Status.DRAFT, Invoice.Status.APPROVED) or bool(comments)
+    )
     locked = drafts.edit_refusal(invoice) if _editor_role(user) and invoice.status == Invoice.Status.APPROVED else ""
     if not (flags["can_edit"] or show_comments or locked):
         return None

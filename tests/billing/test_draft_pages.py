@@ -366,6 +366,14 @@ def test_issued_invoices_show_their_comments_read_only(client, people, draft, ba
     assert url(draft, "invoice-comment-add") not in response.content.decode()
 
 
+def test_an_issued_invoice_without_comments_shows_no_comments_panel(client, people, draft, bank_account):
+    from billing.issuing import invoice_issue
+
+    invoice_issue(actor=people["finance"], invoice=invoice_approve(actor=people["executive"], invoice=draft))
+    response = signed_in(client, people["finance"]).get(url(draft))
+    assert "Review comments" not in text_of(response)
+
+
 # --- queries --------------------------------------------------------------------------------------------------
 
 
