@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.http import FileResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -30,6 +29,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from backbone.api import IDEMPOTENCY_KEY, READ_ERRORS, WRITE_ERRORS, ApiErrorSerializer, flat_errors, idempotent
+from backbone.downloads import StoredFileMissing, stored_file_response
 from backbone.errors import ValidationFailed
 
 from . import credit_notes as cn
@@ -142,12 +142,9 @@ class InvoiceDocumentsActions:
         if document is None:
             return _missing_pdf(invoice)
         try:
-            handle = document.file.open("rb")
-        except FileNotFoundError:
+            return stored_file_response(document.file, filename=document.filename, content_type="application/pdf")
+        except StoredFileMissing:
             return _not_found(f"The PDF file of {invoice.number} is missing from the storage.", "pdf_missing")
-        response = FileResponse(handle, as_attachment=True, filename=document.filename, content_type="application/pdf")
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
 
     @extend_schema(
         summary="The credit notes of an invoice, with its balance",

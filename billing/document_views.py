@@ -7,8 +7,9 @@ task has not run yet) the download answers 404 and the invoice page says the PDF
 
 from __future__ import annotations
 
-from django.http import FileResponse, Http404
+from django.http import Http404
 
+from backbone.downloads import stored_file_response
 from backbone.views import Guarded
 
 from . import selectors as s
@@ -26,10 +27,9 @@ class InvoicePdfView(Guarded):
         document = InvoiceDocument.objects.filter(invoice=invoice, kind=InvoiceDocument.Kind.PDF).first()
         if document is None:
             raise Http404("The PDF of this invoice is not rendered yet.")
-        try:
-            handle = document.file.open("rb")
-        except FileNotFoundError as exc:
-            raise Http404("The PDF file is missing.") from exc
-        response = FileResponse(handle, as_attachment=True, filename=document.filename, content_type="application/pdf")
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return stored_file_response(
+            document.file,
+            filename=document.filename,
+            content_type="application/pdf",
+            missing="The PDF file is missing.",
+        )

@@ -12,13 +12,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import Http404, HttpRequest
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language
 
+from backbone.downloads import stored_file_response
 from backbone.errors import DomainError, ValidationFailed
 from backbone.money import MoneyError, format_money
 from backbone.views import Guarded
@@ -551,14 +552,10 @@ class QuotePdfView(Guarded):
         quote = access_quote(user=request.user, public_id=public_id)
         if not quote.pdf:
             raise Http404("This quote has no PDF yet.")
-        try:
-            handle = quote.pdf.open("rb")
-        except FileNotFoundError as exc:
-            raise Http404("The PDF file is missing.") from exc
         filename = f"{quote.deal.number}-v{quote.version}.pdf"
-        response = FileResponse(handle, as_attachment=True, filename=filename, content_type="application/pdf")
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return stored_file_response(
+            quote.pdf, filename=filename, content_type="application/pdf", missing="The PDF file is missing."
+        )
 
 
 class QuoteAttachmentAddView(Guarded):
@@ -590,15 +587,7 @@ class QuoteAttachmentDownloadView(Guarded):
 
     def get(self, request, public_id):
         attachment = access_quote_attachment(user=request.user, public_id=public_id)
-        try:
-            handle = attachment.file.open("rb")
-        except FileNotFoundError as exc:
-            raise Http404("The file is missing.") from exc
-        response = FileResponse(
-            handle, as_attachment=True, filename=attachment.filename, content_type=attachment.content_type
-        )
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return stored_file_response(attachment.file, filename=attachment.filename, content_type=attachment.content_type)
 
 
 class QuoteAttachmentDeleteView(Guarded):

@@ -13,12 +13,13 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.contenttypes.models import ContentType
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.text import slugify
 
+from backbone.downloads import stored_file_response
 from backbone.errors import DomainError
 from backbone.models import ExternalId
 from backbone.roles import is_read_only
@@ -495,13 +496,7 @@ class ExemptionCertificateDocumentView(Guarded):
             raise Http404("This certificate has no document.")
         suffix = PurePosixPath(certificate.document.name).suffix.lower()
         filename = f"{slugify(certificate.reference) or 'certificate'}{suffix}"
-        try:
-            handle = certificate.document.open("rb")
-        except FileNotFoundError as exc:
-            raise Http404("The document file is missing.") from exc
-        response = FileResponse(handle, as_attachment=True, filename=filename)
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return stored_file_response(certificate.document, filename=filename, missing="The document file is missing.")
 
 
 # --- catalog ------------------------------------------------------------------------------------------

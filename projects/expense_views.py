@@ -19,13 +19,14 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncMonth
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from backbone.downloads import stored_file_response
 from backbone.errors import DomainError
 from backbone.roles import Role, has_role, is_read_only
 from backbone.views import Guarded
@@ -350,17 +351,12 @@ class ExpenseReceiptView(Guarded):
         suffix = PurePosixPath(expense.receipt.name).suffix.lower()
         kind = ts.RECEIPT_TYPES.get(suffix, ("",))[0]
         filename = expense.receipt_filename or f"receipt-{expense.date.isoformat()}{suffix}"
-        try:
-            handle = expense.receipt.open("rb")
-        except FileNotFoundError as exc:
-            raise Http404("The receipt file is missing.") from exc
-        response = FileResponse(
-            handle,
-            as_attachment=True,
+        response = stored_file_response(
+            expense.receipt,
             filename=filename,
             content_type=CANONICAL_CONTENT_TYPES.get(kind, "application/octet-stream"),
+            missing="The receipt file is missing.",
         )
-        response["X-Content-Type-Options"] = "nosniff"
         patch_cache_control(response, private=True, no_store=True)
         return response
 

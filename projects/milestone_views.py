@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.text import slugify
 
+from backbone.downloads import stored_file_response
 from backbone.errors import DomainError
 from backbone.money import format_money
 from backbone.views import Guarded
@@ -115,10 +116,8 @@ class MilestoneDocumentView(Guarded):
             raise Http404("No signed document.")
         suffix = PurePosixPath(milestone.acceptance_document.name).suffix.lower()
         stem = PurePosixPath(milestone.acceptance_document_filename).stem or milestone.name
-        try:
-            handle = milestone.acceptance_document.open("rb")
-        except FileNotFoundError as exc:
-            raise Http404("The document file is missing.") from exc
-        response = FileResponse(handle, as_attachment=True, filename=f"{slugify(stem) or 'acceptance'}{suffix}")
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return stored_file_response(
+            milestone.acceptance_document,
+            filename=f"{slugify(stem) or 'acceptance'}{suffix}",
+            missing="The document file is missing.",
+        )

@@ -14,7 +14,7 @@ import uuid
 from pathlib import PurePosixPath
 
 from django.contrib.auth import get_user_model
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from django_filters import rest_framework as filters
@@ -39,6 +39,7 @@ from backbone.api import (
     lookup_public_id,
     parse,
 )
+from backbone.downloads import stored_file_response
 from backbone.errors import ValidationFailed
 from backbone.roles import is_read_only
 from customers.uploads import CANONICAL_CONTENT_TYPES
@@ -328,19 +329,13 @@ class ExpenseViewSet(_EntryViewSet):
             raise Http404("This expense has no receipt.")
         suffix = PurePosixPath(expense.receipt.name).suffix.lower()
         filename = PurePosixPath(expense.receipt_filename).name or f"receipt{suffix}"
-        try:
-            handle = expense.receipt.open("rb")
-        except FileNotFoundError as exc:
-            raise Http404("The receipt file is missing.") from exc
         content_type = {".pdf": "PDF", ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}.get(suffix)
-        response = FileResponse(
-            handle,
-            as_attachment=True,
+        return stored_file_response(
+            expense.receipt,
             filename=filename,
             content_type=CANONICAL_CONTENT_TYPES.get(content_type or "", "application/octet-stream"),
+            missing="The receipt file is missing.",
         )
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
 
 
 # --- the weekly timesheet ----------------------------------------------------------------------------------
