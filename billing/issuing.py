@@ -26,8 +26,9 @@ after it would let two issuing transactions wait on each other (one holding the 
 audit head). Counter first, audit chain after, in every issue.
 
 **Immutability.** Every service here refuses an issued invoice; on PostgreSQL the triggers of
-``billing/migrations/0003_issued_invoices_immutable.py`` refuse any UPDATE or DELETE of an issued invoice
-and of its lines and items, except releasing an item (``live`` true → false) for a credit note.
+``billing/migrations/0003_issued_invoices_immutable.py`` (items: statement-level since ``0009``) refuse any
+UPDATE or DELETE of an issued invoice and of its lines and items, except releasing an item (``live`` true →
+false) for a credit note.
 
 Like the projects services, the blocks are plain ``transaction.atomic`` (not durable), so that the API can
 store its ``Idempotency-Key`` record in the same transaction.
@@ -50,7 +51,7 @@ from backbone.links import object_url
 from backbone.models import UserProfile
 from backbone.money import format_money
 from backbone.roles import Role, has_role, is_read_only, require_writer
-from backbone.services import notify, sequence_next
+from backbone.services import notify
 from customers.models import Address, BankAccount, Customer, LegalEntity, LegalEntityRegistration
 from projects.milestones import milestones_mark_billed
 from projects.models import Expense, Milestone, Project, TimeEntry
@@ -499,13 +500,9 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
     year = numbering.fiscal_year(restart_yearly=legal_entity.invoice_numbers_restart_yearly, issue_year=issue_date.year)
     prefix = numbering.series_prefix(invoice_prefix=legal_entity.invoice_prefix, kind=invoice.kind)
     padding = legal_entity.invoice_number_padding
-    taken = sequence_next(
-        key=numbering.sequence_key(legal_entity_pk=legal_entity.pk, kind=invoice.kind),
-        year=year,
-        prefix=prefix,
-        padding=padding,
+    sequence = numbering.sequence_take(
+        legal_entity_pk=legal_entity.pk, kind=invoice.kind, year=year, prefix=prefix, padding=padding
     )
-    sequence = int(taken.rsplit("-", 1)[1])
     # Printed from the legal entity's settings of today (the counter row keeps those of its first use).
     number = numbering.invoice_number(prefix=prefix, year=year, value=sequence, padding=padding)
     try:

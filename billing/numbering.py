@@ -1,10 +1,12 @@
-"""Invoice numbers and structured creditor references: pure functions, no database.
+"""Invoice numbers and structured creditor references: pure functions, and the counter.
 
 **Numbers** are gapless per series and year: the series is (legal entity, document kind), the year is the
 issue date's year when the legal entity restarts its numbers yearly, else 0 (one endless series). The
-counter itself is ``backbone.services.sequence_next`` (a row-locked ``NumberSequence``), taken inside the
-issuing transaction, never at draft time; this module only names the series and prints the number:
-``DE-2026-000001``, credit notes ``DE-CN-2026-000001``, without yearly restart ``DE-000001``.
+counter is a ``NumberSequence`` row (``backbone``), taken inside the issuing transaction, never at draft
+time, and locked until that transaction ends: ``sequence_take`` (one ``UPDATE … RETURNING``; the row is
+created by ``backbone.services.sequence_next`` on a series' first use). This module also names the series
+and prints the number: ``DE-2026-000001``, credit notes ``DE-CN-2026-000001``, without yearly restart
+``DE-000001``. Everything else here is a pure function.
 
 **Creditor references** (ISO 11649, "RF"): ``RF`` + two check digits + up to 21 letters or digits. The
 check digits are ISO 7064 MOD 97-10 over the reference with ``RF00`` moved to its end (letters count
@@ -18,8 +20,12 @@ from __future__ import annotations
 import re
 import string
 
+from django.db import connections, router
 from stdnum import iso11649
 from stdnum.iso7064 import mod_97_10
+
+from backbone.models import NumberSequence
+from backbone.services import sequence_next
 
 CREDIT_NOTE_SUFFIX = "-CN"
 # Kinds as one digit in a creditor reference (the payload's fixed-width tail, see invoice_reference_payload).
@@ -35,6 +41,37 @@ _TAIL_SEQUENCE_DIGITS = 8  # up to 99,999,999 documents per series and year
 def sequence_key(*, legal_entity_pk: int, kind: str) -> str:
     """The ``NumberSequence`` key of a series: one counter per legal entity and document kind (and year)."""
     return f"invoice:{legal_entity_pk}:{kind}"
+
+
+def sequence_take(*, legal_entity_pk: int, kind: str, year: int, prefix: str, padding: int) -> int:
+    """Take the next number of the series (legal entity, document kind, year) and return its value.
+
+    Gapless: call it inside the transaction that stores the number; the counter row stays locked until that
+    transaction ends, and a rollback gives the number back. One statement, ``UPDATE … RETURNING``, so the row
+    is locked from that statement to the commit and no longer (not from a ``SELECT … FOR UPDATE`` and its
+    savepoint before it, as ``sequence_next`` does): eight concurrent issuers take far more than 500 numbers
+    a second. A series' first number goes through ``backbone.services.sequence_next``, which creates its row
+    (``prefix`` and ``padding`` are stored there) and copes with two transactions creating it at once.
+    """
+    connection = connections[router.db_for_write(NumberSequence)]
+    if not connection.in_atomic_block:
+        raise RuntimeError("Take a number inside the transaction that stores it: outside one it could be lost.")
+    key = sequence_key(legal_entity_pk=legal_entity_pk, kind=kind)
+    quote = connection.ops.quote_name
+    meta = NumberSequence._meta
+    table, last = quote(meta.db_table), quote(meta.get_field("last_value").column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {last} = {last} + 1 "  # noqa: S608 -- quoted names; the values are parameters
+            f"WHERE {quote(meta.get_field('key').column)} = %s AND {quote(meta.get_field('year').column)} = %s "
+            f"RETURNING {last}",
+            [key, year],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0]
+    taken = sequence_next(key=key, year=year, prefix=prefix, padding=padding)  # the series' first use
+    return int(taken.rsplit("-", 1)[1])
 
 
 def fiscal_year(*, restart_yearly: bool, issue_year: int) -> int:

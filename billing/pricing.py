@@ -15,6 +15,7 @@ from django.utils import timezone
 from customers.tax_parties import tax_context_for
 from tax.context import LineKind, SupplyKind, TaxContext, TaxResult
 from tax.engines import calculate
+from tax.rates import RateBook
 
 from .models import Invoice, InvoiceLine
 
@@ -70,27 +71,50 @@ def breakdown_of(result: TaxResult) -> list[dict]:
     ]
 
 
-def invoice_refigure(
-    invoice: Invoice, lines: Sequence[InvoiceLine] | None = None, *, tax_point: dt.date | None = None
+def invoice_figures(
+    invoice: Invoice,
+    lines: Sequence[InvoiceLine],
+    *,
+    tax_point: dt.date | None = None,
+    rates: RateBook | None = None,
 ) -> tuple[TaxContext, TaxResult]:
-    """Run the engine over the lines and write each line's category and rate and the invoice's totals and
-    breakdown (the caller's transaction saves them: two UPDATE statements). Returns the context and result
-    so that issuing can store them as evidence."""
-    lines = list(invoice.lines.all()) if lines is None else list(lines)
+    """Run the engine over the lines and set each line's category and rate and the invoice's totals and
+    breakdown on the objects, writing nothing: for lines and drafts not saved yet (an invoice run figures a
+    new draft before it inserts it, so that it is written once, with its totals). Raises
+    ``ValidationFailed`` like ``invoice_tax_context``. ``rates``: see ``invoice_refigure``."""
     context = invoice_tax_context(invoice, lines, tax_point=tax_point)
-    result = calculate(context)
+    result = calculate(context, rates=rates)
     by_id = {row.line_id: row for row in result.lines}
     for line in lines:
         row = by_id.get(str(line.position))
         if row is not None:
             line.tax_category, line.tax_rate = row.category, row.rate
-    if lines:
-        InvoiceLine.objects.bulk_update(lines, ["tax_category", "tax_rate"])
     invoice.net_total = result.net_amount
     invoice.tax_total = result.tax_amount
     invoice.gross_total = result.gross_amount
     invoice.tax_breakdown = breakdown_of(result)
     invoice.legal_notes = list(result.legal_notes)
+    return context, result
+
+
+def invoice_refigure(
+    invoice: Invoice,
+    lines: Sequence[InvoiceLine] | None = None,
+    *,
+    tax_point: dt.date | None = None,
+    rates: RateBook | None = None,
+) -> tuple[TaxContext, TaxResult]:
+    """Run the engine over the lines and write each line's category and rate and the invoice's totals and
+    breakdown (the caller's transaction saves them: two UPDATE statements). Returns the context and result
+    so that issuing can store them as evidence.
+
+    ``rates``: the rate book to calculate with (``tax.selectors.rate_book()``), for a caller that figures
+    many invoices in a row (an invoice run reads it once, not once an invoice: it holds every VAT rate); by
+    default the engine reads the rates in the database now, as approving and issuing always do."""
+    lines = list(invoice.lines.all()) if lines is None else list(lines)
+    context, result = invoice_figures(invoice, lines, tax_point=tax_point, rates=rates)
+    if lines:
+        InvoiceLine.objects.bulk_update(lines, ["tax_category", "tax_rate"])
     Invoice.objects.filter(pk=invoice.pk).update(
         net_total=invoice.net_total,
         tax_total=invoice.tax_total,

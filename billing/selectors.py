@@ -30,8 +30,8 @@ from .models import Dispute, Invoice, InvoiceItem, InvoiceLine, InvoiceRun, RunE
 _SEE_ALL_INVOICES = (Role.ADMIN, Role.FINANCE, Role.EXECUTIVE, Role.AUDITOR)
 
 # A queued or running run whose row has not moved for this long is offered a retry: the same lease as
-# ``billing.services.RUN_LEASE`` (a worker touches ``updated_at`` with every project it finishes), which
-# decides finally.
+# ``billing.services.RUN_LEASE`` (a worker touches ``updated_at`` at least every ``PROGRESS_INTERVAL``
+# seconds), which decides finally.
 RUN_STUCK_AFTER = dt.timedelta(minutes=5)
 
 ACTIVE_RUN_STATUSES = (InvoiceRun.Status.QUEUED, InvoiceRun.Status.RUNNING)

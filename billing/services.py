@@ -1,11 +1,11 @@
 """Invoice runs: started by finance (page, API or schedule), executed in the queue, retried after any
 failure or a killed worker; each billable item ends on exactly one live invoice item.
 
-A run walks the legal entity's projects one at a time, each in its own transaction, so the progress bar
-moves and a crash loses at most the project in hand. For each project it takes the approved unbilled items
-up to the period's end (time from ``projects.selectors.unbilled_time``, summed and copied in the database;
-expenses and milestones from ``unbilled_items``; all priced with the contract version in force on each
-item's date) and the retainer months due, leaves out what is already on a live invoice item (a draft
+A run walks the legal entity's projects in batches of ``RUN_BATCH``, each batch in its own transaction, so
+the progress bar moves and a crash loses at most the batch in hand. For each project it takes the approved
+unbilled items up to the period's end (time from ``projects.selectors.unbilled_time``, summed and copied in
+the database; expenses and milestones from ``unbilled_items``; all priced with the contract version in force
+on each item's date) and the retainer months due, leaves out what is already on a live invoice item (a draft
 of an earlier run, or of this run before a retry), records what it cannot bill as ``RunException`` rows
 with their reason, and adds the rest to the draft invoice of the customer's consolidation (one per project,
 per customer or per purchase order), rolled up into lines. A retry walks every project again: finished
@@ -17,47 +17,48 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import operator
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import ROUND_HALF_UP, Decimal
+from functools import reduce
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import (
     BigIntegerField,
     BooleanField,
-    Case,
     Count,
     Exists,
     ExpressionWrapper,
     F,
-    Func,
     Min,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
     Sum,
-    UUIDField,
     Value,
-    When,
 )
-from django.db.models.functions import Round
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backbone.errors import Conflict, DomainError, NotPermitted, TransitionNotAllowed, ValidationFailed
-from backbone.history import set_actor, set_reason
+from backbone.history import audit_entries_append_bulk, set_actor, set_reason
 from backbone.roles import Role, has_role, is_read_only
 from backbone.services import sequence_next
 from customers.models import Address, Customer, LegalEntity
 from projects import selectors as project_selectors
 from projects.errors import ContractNotInForce, RateMissing
 from projects.models import BillingRule, EntryStatus, Expense, Milestone, Project, TimeEntry
+from tax.rates import RateBook
+from tax.selectors import rate_book
 
 from .models import Invoice, InvoiceItem, InvoiceLine, InvoiceRun, RunException
-from .pricing import invoice_refigure
+from .pricing import invoice_figures
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ RUN_LEASE = dt.timedelta(minutes=5)
 # least every PROGRESS_INTERVAL seconds, well within the lease.
 PROGRESS_STEPS = 50
 PROGRESS_INTERVAL = 30.0
+# Projects billed in one transaction, with one statement of each kind for all of them: a project then costs
+# its pricing and tax figures, not a dozen round trips. The batch's projects stay locked while it is billed
+# (approving their time waits for it: a fraction of a second).
+RUN_BATCH = 25
 CENT = Decimal("0.01")
 EXPENSE_NAMES = dict(Expense.Category.choices)
 
@@ -228,18 +233,24 @@ def _projects_to_bill(run: InvoiceRun):
 
 
 def invoice_run_execute(run_id: int) -> InvoiceRun | None:
-    """The task body: bill every project of the run, each in its own transaction. Safe to call again at any
-    point (after a crash, a kill, or while another worker holds the run: then it does nothing)."""
+    """The task body: bill every project of the run, a batch of projects a transaction. Safe to call again at
+    any point (after a crash, a kill, or while another worker holds the run: then it does nothing)."""
     run = _claim(run_id)
     if run is None:
         return InvoiceRun.objects.filter(pk=run_id).first()
     done, reported = 0, time.monotonic()
     step = max(1, run.projects_total // PROGRESS_STEPS)
     try:
-        for project in _projects_to_bill(run):
-            _bill_project_safely(run, project)
-            done += 1
-            if done % step == 0 or time.monotonic() - reported > PROGRESS_INTERVAL:  # the bar moves, the lease holds
+        # Every VAT rate, read once for the whole attempt instead of once a draft. A rate loaded while the run
+        # goes on does not reach its drafts: approving and issuing refigure them with the rates of their day.
+        rates = rate_book()
+        projects = list(_projects_to_bill(run))
+        for first in range(0, len(projects), RUN_BATCH):
+            batch = projects[first : first + RUN_BATCH]
+            _bill_safely(run, batch, rates)
+            done += len(batch)
+            # The bar moves about PROGRESS_STEPS times, and the lease holds.
+            if done // step > (done - len(batch)) // step or time.monotonic() - reported > PROGRESS_INTERVAL:
                 InvoiceRun.objects.filter(pk=run.pk).update(projects_done=done, updated_at=timezone.now())
                 reported = time.monotonic()
     except Exception as exc:  # the run is marked failed with the reason; finance retries it from the page
@@ -262,27 +273,43 @@ def invoice_run_execute(run_id: int) -> InvoiceRun | None:
     return run
 
 
-def _bill_project_safely(run: InvoiceRun, project: Project) -> None:
-    for attempt in (1, 2):
+def _bill_safely(run: InvoiceRun, projects: list[Project], rates: RateBook) -> None:
+    """Bill a batch of projects in one transaction. When the database refuses it (another worker billed some
+    of the same items a moment ago, or time changed between the sums and the copy), bill them one project
+    at a time instead, each looked at twice: the second look sees the other worker's items live."""
+    if len(projects) > 1:
         try:
             with transaction.atomic():
-                _bill_project(run, project)
+                _bill_projects(run, projects, rates)
             return
         except IntegrityError:
-            # Another worker billed some of the same items a moment ago: look again (they are live now).
-            if attempt == 2:
-                raise
+            log.info("%s: a batch of %d projects was refused; billing them one by one", run.number, len(projects))
+    for project in projects:
+        for attempt in (1, 2):
+            try:
+                with transaction.atomic():
+                    _bill_projects(run, [project], rates)
+                break
+            except IntegrityError:
+                if attempt == 2:
+                    raise
 
 
-# --- one project ----------------------------------------------------------------------------------------
+# --- a batch of projects ------------------------------------------------------------------------------------
 #
 # Time is the bulk of a run (thousands of entries a project), so it never travels through Python one entry at
-# a time: the database sums the unbilled hours per labour category and day, Python prices each of those
-# groups with the contract in force that day (``projects.selectors.rate_resolver``) and rolls them up into
-# lines, and one INSERT … SELECT copies the entries into invoice items, each with its line, rate and amount
-# (hours x rate rounded half up to the cent, as ``unbilled_items`` prices them). Expenses, milestones and
-# retainer months are few and go through the ORM. The project row is locked first, so the entries cannot
-# change between the sum and the copy (approving takes the same lock).
+# a time: the database sums the unbilled hours per project, labour category and day, Python prices each of
+# those groups with the contract in force that day (``projects.selectors.rate_resolver``) and rolls them up
+# into lines, and one INSERT … SELECT copies the entries into invoice items, each with its line, rate and
+# amount (hours x rate rounded half up to the cent, as ``unbilled_items`` prices them). Expenses, milestones
+# and retainer months are few and go through the ORM. The projects' rows are locked first, so their entries
+# cannot change between the sum and the copy (approving takes the same lock).
+#
+# RUN_BATCH projects share one transaction, and each statement serves the whole batch: one sum, one INSERT of
+# the new drafts (written once, with their totals: the tax engine figures them before they are saved), one of
+# their history records and one of their audit entries, one of the lines, one copy of the time. What a
+# project costs is then its pricing and tax figures in Python, not a round of a dozen statements; a crash
+# loses the batch in hand, which a retry bills again.
 
 
 @dataclass
@@ -329,6 +356,20 @@ class _Line:
     item: _Item | None = None
 
 
+@dataclass
+class _Plan:
+    """What one project of a batch bills: its priced time groups (and every group, priced or not: a day
+    without a rate ends a range of the copy), its other items, and once decided its draft and lines."""
+
+    project: Project
+    entries: QuerySet[TimeEntry]  # the project's unbilled time
+    every_group: list[_TimeGroup]
+    groups: list[_TimeGroup]
+    items: list[_Item]
+    invoice: Invoice | None = None
+    specs: list[_Line] = dataclass_field(default_factory=list)
+
+
 _LINE_ORDER = {"time": 0, "adjustment": 1, "milestone": 2, "retainer": 3, "expense": 4}
 
 
@@ -358,21 +399,32 @@ def _months(first: dt.date, last: dt.date) -> Iterable[dt.date]:
         month = (month + dt.timedelta(days=32)).replace(day=1)
 
 
-def _unbilled_time(run: InvoiceRun, project: Project) -> QuerySet[TimeEntry]:
-    """The project's unbilled time up to the period's end that is not on a live invoice item yet (a draft of
+def _unbilled_time(run: InvoiceRun, projects: list[Project]) -> QuerySet[TimeEntry]:
+    """The projects' unbilled time up to the period's end that is not on a live invoice item yet (a draft of
     an earlier run, or of this run before a retry)."""
-    # NOT IN (the project's live items), not NOT EXISTS: PostgreSQL hashes the project's few live items once
+    # NOT IN (the projects' live items), not NOT EXISTS: PostgreSQL hashes the projects' few live items once
     # whatever its statistics say, where an anti-join planned on an empty table's statistics rescans every
-    # item billed so far for each entry (quadratic in the first big run).
-    live = InvoiceItem.objects.filter(project=project, live=True, time_entry__isnull=False).values("time_entry_id")
-    return project_selectors.unbilled_time(project=project, up_to=run.period_end).exclude(pk__in=live).order_by()
+    # item billed so far for each entry (quadratic in the first big run). The items without an entry count
+    # as 0 (no entry's id) rather than being filtered out with ``time_entry_id IS NOT NULL``: that filter
+    # lets the planner use the partial unique index ``time_billed_once`` too, and on such statistics it ANDs
+    # that index (every live time item billed so far) with the projects', so each batch cost more than the
+    # one before. NOT IN must not meet a NULL, hence the 0.
+    live = InvoiceItem.objects.filter(project__in=[project.pk for project in projects], live=True).values(
+        entry=Coalesce("time_entry_id", Value(0), output_field=BigIntegerField())
+    )
+    entries = reduce(
+        operator.or_,
+        (project_selectors.unbilled_time(project=project, up_to=run.period_end) for project in projects),
+    )
+    return entries.exclude(pk__in=live).order_by()
 
 
-def _time_groups(entries: QuerySet[TimeEntry], project: Project) -> list[_TimeGroup]:
-    """The entries summed per (kind, labour category, day) in one query, each group priced with the rate in
-    force that day (None where there is none)."""
+def _time_groups(entries: QuerySet[TimeEntry], projects: list[Project]) -> dict[int, list[_TimeGroup]]:
+    """The entries summed per (project, kind, labour category, day) in one query, each group priced with the
+    rate in force that day (None where there is none; one query of each project's contract versions)."""
     rows = (
         entries.values(
+            "project_id",
             "labour_category",
             "date",
             adjustment=ExpressionWrapper(Q(adjusts__isnull=False), output_field=BooleanField()),
@@ -380,21 +432,27 @@ def _time_groups(entries: QuerySet[TimeEntry], project: Project) -> list[_TimeGr
         .annotate(hours=Sum("hours"), entries=Count("pk"), first_pk=Min("pk"))
         .order_by()
     )
-    rate = project_selectors.rate_resolver(project)
-    groups = []
+    by_project: dict[int, list[_TimeGroup]] = defaultdict(list)
     for row in rows:
-        group = _TimeGroup(
-            kind="adjustment" if row["adjustment"] else "time",
-            labour_category=row["labour_category"],
-            date=row["date"],
-            hours=row["hours"],
-            entries=row["entries"],
-            first_pk=row["first_pk"],
+        by_project[row["project_id"]].append(
+            _TimeGroup(
+                kind="adjustment" if row["adjustment"] else "time",
+                labour_category=row["labour_category"],
+                date=row["date"],
+                hours=row["hours"],
+                entries=row["entries"],
+                first_pk=row["first_pk"],
+            )
         )
-        group.rate = rate(group.labour_category, group.date)
-        groups.append(group)
-    groups.sort(key=lambda g: (g.date, g.first_pk))
-    return groups
+    for project in projects:
+        groups = by_project.get(project.pk)
+        if not groups:
+            continue
+        rate = project_selectors.rate_resolver(project)
+        for group in groups:
+            group.rate = rate(group.labour_category, group.date)
+        groups.sort(key=lambda g: (g.date, g.first_pk))
+    return by_project
 
 
 def _group_filter(groups: Iterable[_TimeGroup]) -> Q:
@@ -498,7 +556,7 @@ def _other_items(run: InvoiceRun, project: Project) -> list[_Item]:
 
 def _exceptions(
     run: InvoiceRun, project: Project, entries, groups: list[_TimeGroup], items: list[_Item], reason: str, message: str
-) -> None:
+) -> list[RunException]:
     """Every item of the project as an exception with one project-wide reason: each time entry (one query
     for them), expense, milestone and retainer month."""
     exceptions = []
@@ -537,7 +595,7 @@ def _exceptions(
         )
         for item in items
     ]
-    RunException.objects.bulk_create(exceptions)
+    return exceptions
 
 
 def _refusal(project: Project, customer: Customer) -> tuple[str, str] | None:
@@ -560,43 +618,6 @@ def _consolidation_key(customer: Customer, project: Project) -> str:
     if customer.consolidation == Customer.Consolidation.PER_PURCHASE_ORDER:
         return f"po:{project.po_number.strip() or '-'}"
     return f"project:{project.pk}"
-
-
-def _draft_for(run: InvoiceRun, project: Project, customer: Customer) -> tuple[Invoice, bool]:
-    """The run's draft for the customer's consolidation, and whether it was made just now."""
-    key = _consolidation_key(customer, project)
-    invoice = (
-        Invoice.objects.select_for_update()
-        .filter(
-            run=run,
-            legal_entity=run.legal_entity,
-            customer=customer,
-            currency=project.currency,
-            consolidation_key=key,
-            status=Invoice.Status.DRAFT,
-        )
-        .first()
-    )
-    if invoice is not None:
-        # The same rows, with their prefetched registrations and addresses: the tax context asks no more.
-        invoice.legal_entity, invoice.customer = run.legal_entity, customer
-        return invoice, False
-    invoice = Invoice(
-        legal_entity=run.legal_entity,
-        customer=customer,
-        project=project if key.startswith("project:") else None,
-        run=run,
-        consolidation_key=key,
-        currency=project.currency,
-        language=customer.invoice_language,
-        po_number=project.po_number.strip(),
-        payment_terms_days=customer.payment_terms_days or project.payment_terms_days,
-        period_start=run.period_start,
-        period_end=run.period_end,
-        created_by=run.started_by,
-    )
-    _stamp(invoice, actor=run.started_by, reason=f"Drafted by {run.number}").save()
-    return invoice, True
 
 
 def _hours(value: Decimal) -> str:
@@ -655,140 +676,276 @@ def _lines(invoice: Invoice, project: Project, groups: list[_TimeGroup], items: 
     return [spec for _, spec in specs]
 
 
-class _NewUUID(Func):
-    """A random version 4 UUID made by the database for each row it copies (built into PostgreSQL 13+)."""
+def _drafts_for(run: InvoiceRun, plans: list[_Plan]) -> None:
+    """Give each plan the run's draft of its customer's consolidation: the one drafted before (by an earlier
+    batch, or by this run before a retry; locked), else a new one, not saved yet, that the plans of the same
+    consolidation share. One query."""
+    customers = {plan.project.customer_id for plan in plans}
+    found: dict[tuple, Invoice] = {}
+    drafts = Invoice.objects.select_for_update().filter(
+        run=run, legal_entity=run.legal_entity, customer_id__in=customers, status=Invoice.Status.DRAFT
+    )
+    for invoice in drafts.order_by("-created_at", "-id"):  # the newest, as ``.first()`` took it
+        found.setdefault((invoice.customer_id, invoice.currency, invoice.consolidation_key), invoice)
+    for plan in plans:
+        project, customer = plan.project, plan.project.customer
+        key = _consolidation_key(customer, project)
+        invoice = found.get((customer.pk, project.currency, key))
+        if invoice is None:
+            invoice = found[(customer.pk, project.currency, key)] = Invoice(
+                legal_entity=run.legal_entity,
+                customer=customer,
+                project=project if key.startswith("project:") else None,
+                run=run,
+                consolidation_key=key,
+                currency=project.currency,
+                language=customer.invoice_language,
+                po_number=project.po_number.strip(),
+                payment_terms_days=customer.payment_terms_days or project.payment_terms_days,
+                period_start=run.period_start,
+                period_end=run.period_end,
+                created_by=run.started_by,
+            )
+        elif invoice.pk is not None:
+            # The same rows, with their prefetched registrations and addresses: the tax context asks no more.
+            invoice.legal_entity, invoice.customer = run.legal_entity, customer
+        plan.invoice = invoice
 
-    template = "gen_random_uuid()"
-    output_field = UUIDField()
 
-    def as_sqlite(self, compiler, connection, **extra_context):
-        # 32 hex digits, as Django stores UUIDs on SQLite, with the version 4 and variant bits.
-        return (
-            "lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2) || "
-            "substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2) || hex(randomblob(6)))",
-            [],
-        )
+def _figure(
+    run: InvoiceRun, plans: list[_Plan], rates: RateBook, exceptions: list[RunException]
+) -> tuple[list[_Plan], list[InvoiceLine]]:
+    """Roll each plan up into lines after those its draft has already (one query for the lines of the drafts
+    made before), and run the tax engine over every draft's lines, setting the lines' categories and rates
+    and the draft's totals before anything is saved. The plans whose draft the engine cannot figure (the
+    customer's country or registration is missing…) become exceptions, each item saying why; returns the
+    rest, to be written, and the refigured lines the drafts had before."""
+    earlier: dict[int, list[InvoiceLine]] = defaultdict(list)
+    saved = {plan.invoice.pk for plan in plans if plan.invoice.pk is not None}
+    if saved:
+        for line in InvoiceLine.objects.filter(invoice_id__in=saved).order_by("invoice", "position", "id"):
+            earlier[line.invoice_id].append(line)
+    lines: dict[int, list[InvoiceLine]] = {}  # id() of a draft → every line it will have
+    members: dict[int, list[_Plan]] = defaultdict(list)
+    for plan in plans:
+        invoice = plan.invoice
+        if id(invoice) not in lines:
+            lines[id(invoice)] = list(earlier.get(invoice.pk, []))
+        start = max((line.position for line in lines[id(invoice)]), default=0)
+        plan.specs = _lines(invoice, plan.project, plan.groups, plan.items, start)
+        lines[id(invoice)] += [spec.line for spec in plan.specs]
+        members[id(invoice)].append(plan)
+    billed: list[_Plan] = []
+    refigured: list[InvoiceLine] = []
+    for key, invoice_plans in members.items():
+        invoice = invoice_plans[0].invoice
+        try:
+            invoice_figures(invoice, lines[key], rates=rates)
+        except ValidationFailed as exc:
+            for plan in invoice_plans:
+                exceptions += _exceptions(
+                    run,
+                    plan.project,
+                    plan.entries,
+                    plan.groups,
+                    plan.items,
+                    RunException.Reason.TAX_CONTEXT_INCOMPLETE,
+                    _message(exc),
+                )
+            continue
+        billed += invoice_plans
+        refigured += earlier.get(invoice.pk, [])
+    return billed, refigured
 
 
-def _copy_time(invoice: Invoice, project: Project, entries, groups: list[_TimeGroup], specs: list[_Line]) -> int:
-    """Copy the entries of the time lines into invoice items with one INSERT … SELECT; returns the rows
-    written. An entry finds its line by kind, labour category and a range of days (the consecutive days of
-    the category priced at the line's rate: a day without a rate ends a range) and is priced with the
-    line's rate; entries of days without a rate match no range and stay behind."""
-    line_of = {group.key: spec for spec in specs for group in spec.groups}
-    days: dict[tuple[str, str], list[_TimeGroup]] = defaultdict(list)
-    for group in groups:
-        days[(group.kind, group.labour_category)].append(group)
-    lines, rates = [], []
-    for (kind, category), members in days.items():
-        ranges: list[list] = []  # [first day, last day, line]
-        for group in sorted(members, key=lambda g: g.date):
-            spec = line_of.get(group.key)
-            if ranges and ranges[-1][2] is spec:
-                ranges[-1][1] = group.date
-            else:
-                ranges.append([group.date, group.date, spec])
-        for first, last, spec in ranges:
-            if spec is None:
-                continue
-            match = Q(labour_category=category, adjusts__isnull=kind == "time", date__range=(first, last))
-            lines.append(When(match, then=Value(spec.line.pk)))
-            rates.append(When(match, then=Value(spec.line.unit_price)))
-    if not lines:
+_NEW_UUID = {
+    # A random version 4 UUID for each row copied: built into PostgreSQL 13+; on SQLite 32 hex digits, as
+    # Django stores UUIDs there, with the version 4 and variant bits.
+    "postgresql": "gen_random_uuid()",
+    "sqlite": "lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2) || "
+    "substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2) || hex(randomblob(6)))",
+}
+
+
+def _copy_time(plans: list[_Plan], entries: QuerySet[TimeEntry]) -> int:
+    """Copy the entries of the plans' time lines into invoice items with one INSERT … SELECT; returns the rows
+    written. An entry finds its line by project, kind, labour category and a range of days (the consecutive
+    days of the category priced at the line's rate: a day without a rate ends a range), joined from a small
+    table of those ranges, and is priced with the line's rate; entries of days without a rate, and of the
+    projects not billed, match no range and stay behind."""
+    ranges: list[tuple] = []
+    for plan in plans:
+        line_of = {group.key: spec for spec in plan.specs for group in spec.groups}
+        days: dict[tuple[str, str], list[_TimeGroup]] = defaultdict(list)
+        for group in plan.every_group:
+            days[(group.kind, group.labour_category)].append(group)
+        for (kind, category), members in days.items():
+            spans: list[list] = []  # [first day, last day, line]
+            for group in sorted(members, key=lambda g: g.date):
+                spec = line_of.get(group.key)
+                if spans and spans[-1][2] is spec:
+                    spans[-1][1] = group.date
+                else:
+                    spans.append([group.date, group.date, spec])
+            for first, last, spec in spans:
+                if spec is not None:
+                    line = spec.line
+                    adjustment = kind == "adjustment"
+                    ranges.append(
+                        (plan.project.pk, adjustment, category, first, last, line.pk, line.invoice_id, line.unit_price)
+                    )
+    if not ranges:
         return 0
-    line = Case(*lines, output_field=BigIntegerField())
-    rate = Case(*rates, output_field=InvoiceItem._meta.get_field("unit_price"))
+    connection = connections[router.db_for_write(InvoiceItem)]
+    postgres = connection.vendor == "postgresql"
+    # PostgreSQL types the columns of the ranges (a date compared with a date, not with text); SQLite compares
+    # the values as Django stores them, and its CAST would turn a date into a number.
+    types = ("bigint", "boolean", "varchar", "date", "date", "bigint", "bigint", "numeric")
+    row = "(" + ", ".join(f"CAST(%s AS {name})" if postgres else "%s" for name in types) + ")"
+    params: list[Any] = []
+    for values in ranges:
+        params += [connection.ops.adapt_datefield_value(v) if isinstance(v, dt.date) else v for v in values]
     now = timezone.now()
     given = {
-        "public_id": _NewUUID(),
-        "created_at": Value(now),
-        "updated_at": Value(now),
-        "line": line,
-        "invoice": Value(invoice.pk),
-        "kind": Case(When(adjusts__isnull=True, then=Value("time")), default=Value("adjustment")),
-        "project": Value(project.pk),
-        "time_entry": F("pk"),
-        "date": F("date"),
-        "description": F("description"),
-        "quantity": F("hours"),
-        "unit_price": rate,
-        "amount": Round(F("hours") * rate, 2, output_field=InvoiceItem._meta.get_field("amount")),
+        "public_id": (_NEW_UUID[connection.vendor], []),
+        "line_id": ("r.line_id", []),
+        "invoice_id": ("r.invoice_id", []),
+        "kind": (
+            "CASE WHEN t.entry_adjusts_id IS NULL THEN %s ELSE %s END",
+            [InvoiceItem.Kind.TIME, InvoiceItem.Kind.ADJUSTMENT],
+        ),
+        "project_id": ("t.entry_project_id", []),
+        "time_entry_id": ("t.entry_id", []),
+        "date": ("t.entry_date", []),
+        "description": ("t.entry_description", []),
+        "quantity": ("t.entry_hours", []),
+        "unit_price": ("r.rate", []),
+        "amount": ("ROUND(t.entry_hours * r.rate, 2)", []),  # half away from zero, as ROUND_HALF_UP
     }
-    columns, select = [], {}
+    columns, select = [], []
     for field in InvoiceItem._meta.concrete_fields:
         if field.primary_key:
             continue
-        columns.append(field.column)
-        if field.name in given:
-            select[f"item_{field.attname}"] = given.pop(field.name)
+        columns.append(connection.ops.quote_name(field.column))
+        if field.column in given:
+            expression, values = given.pop(field.column)
+        elif field.name in ("created_at", "updated_at"):
+            expression, values = "%s", [field.get_db_prep_save(now, connection)]
         else:  # what bulk_create would send for a column the copy does not set
-            select[f"item_{field.attname}"] = Value(field.get_default(), output_field=field)
+            expression, values = "%s", [field.get_db_prep_save(field.get_default(), connection)]
+        select.append(expression)
+        params += values
     if given:
-        raise ValueError(f"InvoiceItem has no field {', '.join(given)}.")
-    if any(group.rate is None for group in groups):  # their entries stay behind
-        entries = entries.alias(item_line=line).filter(item_line__isnull=False)
-    connection = connections[router.db_for_write(InvoiceItem)]
-    rows = entries.annotate(**select).values_list(*select)
-    sql, params = rows.query.get_compiler(connection=connection).as_sql()
+        raise ValueError(f"InvoiceItem has no column {', '.join(given)}.")
+    names = ("id", "project_id", "labour_category", "date", "hours", "description", "adjusts_id")
+    source = entries.values(**{f"entry_{name}": F(name) for name in names})  # named alike on every database
+    source_sql, source_params = source.query.get_compiler(connection=connection).as_sql()
+    params += list(source_params)
     table = connection.ops.quote_name(InvoiceItem._meta.db_table)
-    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
+    # Only quoted names and placeholders are spliced in: every value travels as a parameter.
+    # The ranges in a WITH inside the INSERT (not before it: Python's sqlite3 counts no rows for a statement
+    # that does not start with INSERT).
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
+        "WITH r (project_id, adjustment, labour_category, first_day, last_day, line_id, invoice_id, rate) AS "
+        f"(VALUES {', '.join([row] * len(ranges))}) "
+        f"SELECT {', '.join(select)} FROM ({source_sql}) t JOIN r ON r.project_id = t.entry_project_id "
+        "AND r.labour_category = t.entry_labour_category AND r.adjustment = (t.entry_adjusts_id IS NOT NULL) "
+        "AND t.entry_date BETWEEN r.first_day AND r.last_day"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} ({quoted}) {sql}", params)
+        cursor.execute(sql, params)
         return cursor.rowcount
 
 
-def _bill_project(run: InvoiceRun, project: Project) -> None:
-    customer = project.customer
-    # Approving locks the project too: its time cannot change between the sums below and the copy.
-    list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True))
-    entries = _unbilled_time(run, project)
-    every_group = _time_groups(entries, project)
+def _plan_project(
+    run: InvoiceRun, project: Project, every_group: list[_TimeGroup], entries, exceptions: list[RunException]
+) -> _Plan | None:
+    """What of the project can be billed, or None; what cannot is added to ``exceptions`` with its reason."""
     unpriced = [group for group in every_group if group.rate is None]
     if unpriced:
-        RunException.objects.bulk_create(_unpriced_time(run, project, entries, unpriced))
+        exceptions += _unpriced_time(run, project, entries, unpriced)
     groups = [group for group in every_group if group.rate is not None]
     items = _other_items(run, project)
     if not groups and not items:
-        return
-    refusal = _refusal(project, customer)
+        return None
+    refusal = _refusal(project, project.customer)
     if refusal is not None:
-        _exceptions(run, project, entries, groups, items, *refusal)
-        return
-    try:
-        with transaction.atomic():
-            invoice, new = _draft_for(run, project, customer)
-            start = 0 if new else max(invoice.lines.values_list("position", flat=True), default=0)
-            specs = _lines(invoice, project, groups, items, start)
-            InvoiceLine.objects.bulk_create([spec.line for spec in specs])
-            copied = _copy_time(invoice, project, entries, every_group, specs)
-            if copied != sum(group.entries for group in groups):
-                raise IntegrityError(f"{project.number}: the time changed while it was being billed.")
-            InvoiceItem.objects.bulk_create(
-                [
-                    InvoiceItem(
-                        line=spec.line,
-                        invoice=invoice,
-                        kind=spec.item.kind,
-                        project=project,
-                        expense=spec.item.entry if spec.item.kind == "expense" else None,
-                        milestone=spec.item.entry if spec.item.kind == "milestone" else None,
-                        retainer_month=spec.item.month,
-                        date=spec.item.date,
-                        description=spec.item.description,
-                        quantity=spec.item.quantity,
-                        unit_price=spec.item.unit_price,
-                        amount=spec.item.amount,
-                    )
-                    for spec in specs
-                    if spec.item is not None
-                ]
+        exceptions += _exceptions(run, project, entries, groups, items, *refusal)
+        return None
+    return _Plan(project=project, entries=entries, every_group=every_group, groups=groups, items=items)
+
+
+def _bill_projects(run: InvoiceRun, projects: list[Project], rates: RateBook) -> None:
+    """Bill the projects in the caller's transaction: drafts, lines and items of what can be billed, an
+    exception for each item that cannot. Raises IntegrityError when the time changed under it (the caller
+    looks again)."""
+    # Approving locks the project too: its time cannot change between the sums below and the copy.
+    list(
+        Project.objects.select_for_update()
+        .filter(pk__in=[project.pk for project in projects])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    entries = _unbilled_time(run, projects)
+    groups = _time_groups(entries, projects)
+    exceptions: list[RunException] = []
+    plans = []
+    for project in projects:
+        plan = _plan_project(
+            run, project, groups.get(project.pk, []), entries.filter(project_id=project.pk), exceptions
+        )
+        if plan is not None:
+            plans.append(plan)
+    refigured: list[InvoiceLine] = []
+    if plans:
+        _drafts_for(run, plans)
+        plans, refigured = _figure(run, plans, rates, exceptions)
+    invoices = list({id(plan.invoice): plan.invoice for plan in plans}.values())
+    earlier = [invoice for invoice in invoices if invoice.pk is not None]
+    new = [invoice for invoice in invoices if invoice.pk is None]
+    if new:  # written once, with their totals; their history records and audit entries in one INSERT each
+        Invoice.objects.bulk_create(new)
+        history = Invoice.history.bulk_history_create(
+            new, default_user=run.started_by, default_change_reason=f"Drafted by {run.number}"
+        )
+        audit_entries_append_bulk(history_instances=history, changed=[])
+    if refigured:  # the lines the drafts of an earlier batch or attempt had: their tax as figured now
+        InvoiceLine.objects.bulk_update(refigured, ["tax_category", "tax_rate"])
+    for invoice in earlier:
+        Invoice.objects.filter(pk=invoice.pk).update(
+            net_total=invoice.net_total,
+            tax_total=invoice.tax_total,
+            gross_total=invoice.gross_total,
+            tax_breakdown=invoice.tax_breakdown,
+            legal_notes=invoice.legal_notes,
+        )
+    InvoiceLine.objects.bulk_create([spec.line for plan in plans for spec in plan.specs])
+    copied = _copy_time(plans, entries)
+    if copied != sum(group.entries for plan in plans for group in plan.groups):
+        raise IntegrityError("The time of a project changed while it was being billed.")
+    InvoiceItem.objects.bulk_create(
+        [
+            InvoiceItem(
+                line=spec.line,
+                invoice=plan.invoice,
+                kind=spec.item.kind,
+                project=plan.project,
+                expense=spec.item.entry if spec.item.kind == "expense" else None,
+                milestone=spec.item.entry if spec.item.kind == "milestone" else None,
+                retainer_month=spec.item.month,
+                date=spec.item.date,
+                description=spec.item.description,
+                quantity=spec.item.quantity,
+                unit_price=spec.item.unit_price,
+                amount=spec.item.amount,
             )
-            # A new draft has only these lines: no need to read them back.
-            invoice_refigure(invoice, [spec.line for spec in specs] if new else None)
-    except ValidationFailed as exc:
-        # The tax engine cannot decide (the customer's country or registration is missing…): nothing of the
-        # project is drafted, and each item says why.
-        _exceptions(run, project, entries, groups, items, RunException.Reason.TAX_CONTEXT_INCOMPLETE, _message(exc))
+            for plan in plans
+            for spec in plan.specs
+            if spec.item is not None
+        ]
+    )
+    RunException.objects.bulk_create(exceptions)
 
 
 def _message(exc: DomainError) -> str:

@@ -1,7 +1,8 @@
 """Issuing from many connections at once takes gapless, distinct numbers (PostgreSQL only): eight threads
 issue 400 approved invoices of one legal entity; the counter row lock hands out 1…400 with no gap and no
 duplicate, and every issue stores its own locked tax evidence and creditor reference. Also prints the rate
-(issues per second) for the README; the rate is not asserted."""
+(issues per second) for the README; the rate is not asserted. And the queue's issue task
+(``billing.tasks_issue``): issued once however often it runs, two copies at once included."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.db import connection
 
+from backbone.errors import NotPermitted, TransitionNotAllowed
 from backbone.models import NumberSequence
 from billing import numbering
-from billing.issuing import invoice_issue
+from billing.issuing import invoice_approve, invoice_issue
 from billing.models import Invoice, InvoiceLine
 from billing.pricing import invoice_refigure
+from billing.tasks_issue import invoice_issue_task
 from tax.models import TaxCalculation
 from tax.services import tax_rates_load
 from tests.customers.factories import BankAccountFactory, CustomerFactory, LegalEntityFactory
@@ -136,3 +139,67 @@ def test_eight_threads_issue_400_invoices_with_numbers_1_to_400_and_no_gap(djang
             f"\n[billing] {total} invoices issued by {THREADS} threads in {elapsed:.2f} s: "
             f"{total / elapsed:.0f} issues per second"
         )
+
+
+# --- the queue's issue task -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def approved_draft(make_draft, team, approved_time, people, bank_account):
+    return invoice_approve(actor=people["executive"], invoice=make_draft(team))
+
+
+def test_the_issue_task_issues_once_and_a_repeat_returns_the_same_number(approved_draft, people):
+    number = invoice_issue_task(approved_draft.pk, people["finance"].pk)
+    invoice = Invoice.objects.get(pk=approved_draft.pk)
+    assert (invoice.status, invoice.number, invoice.issued_by) == (Invoice.Status.ISSUED, number, people["finance"])
+    assert invoice_issue_task(approved_draft.pk, people["finance"].pk) == number  # retried: nothing happens
+    assert NumberSequence.objects.get(key__startswith="invoice:").last_value == 1
+    assert invoice_issue_task(0, people["finance"].pk) == "missing"
+
+
+def test_the_issue_task_fails_with_the_reason_and_issues_nothing(make_draft, team, approved_time, people):
+    draft = make_draft(team)
+    with pytest.raises(TransitionNotAllowed, match="not approved yet"):
+        invoice_issue_task(draft.pk, people["finance"].pk)
+    with pytest.raises(NotPermitted, match="Only finance issues"):
+        invoice_issue_task(draft.pk, people["consultant"].pk)
+    assert Invoice.objects.get(pk=draft.pk).status == Invoice.Status.DRAFT
+    assert not NumberSequence.objects.filter(key__startswith="invoice:").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_copies_of_the_issue_task_at_once_issue_one_number(django_user_model, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    monkeypatch.setattr("billing.issuing.invoice_pdf_enqueue", lambda invoice: None)
+    tax_rates_load()
+    finance_group, _ = Group.objects.get_or_create(name="finance")
+    finance_group.permissions.add(Permission.objects.get(content_type__app_label="billing", codename="issue_invoice"))
+    finance = django_user_model.objects.create_user("finance", password="x")
+    finance.groups.add(finance_group)
+    legal_entity = LegalEntityFactory(legal_name="Duplicate GmbH", invoice_prefix="DU")
+    BankAccountFactory(legal_entity=legal_entity, account_holder="Duplicate GmbH")
+    customer = CustomerFactory(billing_entity=legal_entity)
+    (pk,) = _approved_invoices(legal_entity=legal_entity, customer=customer, approver=finance, count=1)
+    start = threading.Barrier(2, timeout=30)
+    numbers, failures = [], []
+
+    def task() -> None:
+        try:
+            start.wait()
+            numbers.append(invoice_issue_task(pk, finance.pk))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=task) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures
+    year = Invoice.objects.get(pk=pk).fiscal_year
+    assert numbers == [f"DU-{year}-000001"] * 2
+    assert NumberSequence.objects.get(key=f"invoice:{legal_entity.pk}:invoice", year=year).last_value == 1

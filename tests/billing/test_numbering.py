@@ -1,13 +1,18 @@
-"""Invoice numbers and ISO 11649 creditor references (no database)."""
+"""Invoice numbers and ISO 11649 creditor references (no database), and the gapless counter that issuing takes
+them from (``sequence_take``: counts on per series, gives a rolled-back number back, and hands eight racing
+connections 1…400 with no gap on PostgreSQL)."""
 
 from __future__ import annotations
 
 import string
+import threading
 
 import pytest
+from django.db import connection, transaction
 from hypothesis import given
 from hypothesis import strategies as st
 
+from backbone.models import NumberSequence
 from billing import numbering
 
 ALNUM = string.ascii_uppercase + string.digits
@@ -131,3 +136,74 @@ def test_invoice_numbers_per_series_and_year():
     assert numbering.fiscal_year(restart_yearly=True, issue_year=2026) == 2026
     assert numbering.fiscal_year(restart_yearly=False, issue_year=2026) == 0
     assert numbering.sequence_key(legal_entity_pk=3, kind="credit_note") == "invoice:3:credit_note"
+
+
+# --- the counter (database) ------------------------------------------------------------------------------------
+
+
+def _take(entity_pk: int = 7, kind: str = "invoice", year: int = 2026) -> int:
+    return numbering.sequence_take(legal_entity_pk=entity_pk, kind=kind, year=year, prefix="DE", padding=6)
+
+
+@pytest.mark.django_db
+def test_sequence_take_creates_the_series_on_first_use_and_counts_on():
+    with transaction.atomic():
+        assert [_take(), _take(), _take()] == [1, 2, 3]
+    row = NumberSequence.objects.get(key="invoice:7:invoice", year=2026)
+    assert (row.prefix, row.padding, row.last_value) == ("DE", 6, 3)
+
+
+@pytest.mark.django_db
+def test_sequence_take_keeps_kinds_years_and_legal_entities_apart():
+    with transaction.atomic():
+        assert [_take(), _take(kind="credit_note"), _take(year=2027), _take(entity_pk=8), _take()] == [1, 1, 1, 1, 2]
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_transaction_gives_its_number_back():
+    with transaction.atomic():
+        assert _take() == 1
+    with pytest.raises(RuntimeError, match="issue failed"), transaction.atomic():
+        assert _take() == 2
+        raise RuntimeError("issue failed")
+    with transaction.atomic():
+        assert _take() == 2  # no gap
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sequence_take_refuses_to_run_outside_a_transaction():
+    with pytest.raises(RuntimeError, match="inside the transaction that stores it"):
+        _take()
+    assert not NumberSequence.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eight_threads_take_400_numbers_1_to_400_with_no_gap_and_no_duplicate():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    with transaction.atomic():
+        _take()  # the series exists: the threads race for its row, not to create it
+        transaction.set_rollback(True)
+    start = threading.Barrier(8, timeout=30)
+    taken: list[int] = []
+    failures: list[BaseException] = []
+
+    def take() -> None:
+        try:
+            start.wait()
+            for _ in range(50):
+                with transaction.atomic():
+                    taken.append(_take())
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures[:3]
+    assert sorted(taken) == list(range(1, 401))
+    assert NumberSequence.objects.get(key="invoice:7:invoice", year=2026).last_value == 400

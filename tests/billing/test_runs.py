@@ -5,20 +5,30 @@ retried without billing anything twice."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
+from backbone.history import audit_chain_verify
+from backbone.models import AuditEntry
 from billing import services
+from billing.issuing import invoice_approve, invoice_issue
 from billing.models import Invoice, InvoiceItem, InvoiceLine, InvoiceRun, RunException
-from customers.models import Address, Customer
+from customers.models import Address, Customer, PipelineStage
 from projects import milestones as ms
 from projects import selectors as project_selectors
 from projects import timesheets as ts
 from projects.models import BillingRule, Milestone, Project, TimeEntry
+from projects.services import deal_win
+from tax.services import tax_rates_load
+from tests.customers.factories import CustomerFactory, LegalEntityFactory
+from tests.projects.factories import DealFactory, tm_quote
 
 from .conftest import MON
 
@@ -172,6 +182,28 @@ def test_per_customer_consolidation_puts_two_projects_on_one_invoice(
     assert ("time", team.pk) in kinds and ("retainer", support.pk) in kinds
 
 
+@pytest.mark.parametrize("batch", [1, 25])
+def test_per_customer_consolidation_gives_the_same_draft_whether_its_projects_share_a_batch_or_not(
+    people, legal_entity, team, approved_time, retainer_deal, win, monkeypatch, batch
+):
+    """With one project a batch, the second project's lines join the draft the first batch made: numbered
+    after its lines, and the draft refigured over all of them."""
+    monkeypatch.setattr(services, "RUN_BATCH", batch)
+    Customer.objects.filter(pk=team.customer_id).update(consolidation=Customer.Consolidation.PER_CUSTOMER)
+    win(retainer_deal)
+    run = run_once(people, legal_entity)
+    (invoice,) = run.invoices.all()
+    lines = list(invoice.lines.order_by("position"))
+    assert [line.position for line in lines] == [1, 2] and {line.kind for line in lines} == {"time", "retainer"}
+    assert invoice.net_total == sum(line.net_amount for line in lines) and invoice.tax_total > 0
+    assert all(line.tax_category == "S" and line.tax_rate for line in lines)
+    assert invoice.history.count() == 1 and invoice.history.get().history_change_reason == f"Drafted by {run.number}"
+    assert invoice.history.get().history_user == people["finance"]
+    assert AuditEntry.objects.filter(model_label="billing.invoice", object_pk=str(invoice.pk), action="+").exists()
+    assert audit_chain_verify()[0]
+    assert InvoiceItem.objects.filter(invoice=invoice, live=True).count() == 6
+
+
 def test_per_project_consolidation_makes_one_invoice_per_project(
     people, legal_entity, team, approved_time, retainer_deal, win
 ):
@@ -214,19 +246,20 @@ def test_a_failed_run_is_retried_and_bills_every_item_exactly_once(
     people, legal_entity, team, approved_time, retainer_deal, win, monkeypatch
 ):
     support = win(retainer_deal)
-    real = services._bill_project
+    real = services._plan_project
 
-    def crash_on_the_second_project(run, project):
+    def crash_on_the_second_project(run, project, *args):
         if project.pk == support.pk:
             raise RuntimeError("worker killed")
-        return real(run, project)
+        return real(run, project, *args)
 
-    monkeypatch.setattr(services, "_bill_project", crash_on_the_second_project)
+    monkeypatch.setattr(services, "RUN_BATCH", 1)  # one project a transaction: the first one's is committed
+    monkeypatch.setattr(services, "_plan_project", crash_on_the_second_project)
     run = run_once(people, legal_entity)
     assert (run.status, run.projects_done) == ("failed", 1) and "worker killed" in run.error
     assert InvoiceItem.objects.filter(live=True).count() == 5  # the first project's drafts are kept
     # Retried, it finishes the rest and bills nothing twice.
-    monkeypatch.setattr(services, "_bill_project", real)
+    monkeypatch.setattr(services, "_plan_project", real)
     services.invoice_run_retry(actor=people["finance"], run=run)
     run = services.invoice_run_execute(run.pk)
     assert (run.status, run.attempts, run.invoices_created) == ("completed", 2, 2)
@@ -249,8 +282,6 @@ def test_a_killed_worker_leaves_a_running_run_that_is_taken_over_after_the_lease
 
 
 def test_the_database_refuses_a_second_live_item_of_the_same_entry(people, legal_entity, approved_time):
-    from django.db import IntegrityError, transaction
-
     run_once(people, legal_entity)
     item = InvoiceItem.objects.first()
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -369,3 +400,140 @@ def test_every_time_item_is_priced_as_unbilled_items_prices_it_across_rate_chang
         assert sum(i.quantity for i in mine) == line.quantity and {i.unit_price for i in mine} == {line.unit_price}
     assert len({i.public_id for i in items}) == len(items) and {i.public_id.version for i in items} == {4}
     assert all(i.live and i.created_at and i.person_name == "" for i in items)
+
+
+# --- the items' guard runs once a statement (PostgreSQL, billing/migrations/0009) ------------------------------
+
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="the triggers exist on PostgreSQL only")
+
+
+@pytest.fixture
+def issued_and_draft(people, bank_account, make_draft, team, approved_time):
+    """An issued invoice of the five approved days, and a draft of one more day on the same project."""
+    invoice = invoice_approve(actor=people["executive"], invoice=make_draft(team))
+    issued = invoice_issue(actor=people["finance"], invoice=invoice)
+    approve_more(people, team, MON + dt.timedelta(days=7))
+    return issued, make_draft(team)
+
+
+def _retainer_item(invoice: Invoice, month: int) -> InvoiceItem:
+    return InvoiceItem(
+        line=invoice.lines.first(),
+        invoice=invoice,
+        kind="retainer",
+        project=invoice.project,
+        retainer_month=dt.date(2026, month, 1),
+        date=dt.date(2026, month, 1),
+        description="Retainer",
+        quantity=1,
+        unit_price=1,
+        amount=1,
+    )
+
+
+def _sql(statement: str, params: list) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+@postgres_only
+def test_a_statement_adding_one_item_to_an_issued_invoice_among_draft_items_is_refused_whole(issued_and_draft):
+    issued, draft = issued_and_draft
+    before = InvoiceItem.objects.filter(invoice=draft).count()
+    with pytest.raises(IntegrityError, match="would belong to an issued invoice: INSERT refused"), transaction.atomic():
+        InvoiceItem.objects.bulk_create([_retainer_item(draft, 5), _retainer_item(issued, 6), _retainer_item(draft, 7)])
+    assert InvoiceItem.objects.filter(invoice=draft).count() == before
+    InvoiceItem.objects.bulk_create([_retainer_item(draft, 5), _retainer_item(draft, 7)])  # drafts: as many as needed
+    assert InvoiceItem.objects.filter(invoice=draft).count() == before + 2
+
+
+@postgres_only
+def test_one_statement_may_release_items_of_an_issued_invoice_and_change_draft_items(issued_and_draft):
+    issued, draft = issued_and_draft
+    _sql(
+        "UPDATE billing_invoiceitem SET live = CASE WHEN invoice_id = %s THEN false ELSE live END, "
+        "description = CASE WHEN invoice_id = %s THEN description ELSE 'Edited' END, updated_at = now() "
+        "WHERE invoice_id IN (%s, %s)",
+        [issued.pk, issued.pk, issued.pk, draft.pk],
+    )
+    assert not InvoiceItem.objects.filter(invoice=issued, live=True).exists()
+    assert set(InvoiceItem.objects.filter(invoice=draft).values_list("description", flat=True)) == {"Edited"}
+
+
+@postgres_only
+def test_releasing_one_issued_item_does_not_let_another_change_in_the_same_statement(issued_and_draft):
+    issued, _ = issued_and_draft
+    first, second = InvoiceItem.objects.filter(invoice=issued).order_by("pk")[:2]
+    with pytest.raises(IntegrityError, match="only releasing it is allowed"), transaction.atomic():
+        _sql(
+            "UPDATE billing_invoiceitem SET live = CASE WHEN id = %s THEN false ELSE live END, "
+            "amount = CASE WHEN id = %s THEN 1 ELSE amount END WHERE id IN (%s, %s)",
+            [first.pk, second.pk, first.pk, second.pk],
+        )
+    with pytest.raises(IntegrityError, match="only releasing it is allowed"), transaction.atomic():
+        _sql("UPDATE billing_invoiceitem SET id = id + 100000, live = false WHERE id = %s", [first.pk])
+    assert InvoiceItem.objects.filter(invoice=issued, live=True).count() == 5
+    assert InvoiceItem.objects.get(pk=second.pk).amount == second.amount
+
+
+@postgres_only
+def test_a_draft_item_is_never_moved_onto_an_issued_invoice(issued_and_draft):
+    issued, draft = issued_and_draft
+    item = InvoiceItem.objects.filter(invoice=draft).get()
+    with pytest.raises(IntegrityError, match="would belong to an issued invoice: UPDATE refused"), transaction.atomic():
+        InvoiceItem.objects.filter(pk=item.pk).update(invoice=issued, line=issued.lines.first())
+    with pytest.raises(IntegrityError, match="DELETE refused"), transaction.atomic():
+        InvoiceItem.objects.filter(invoice__in=[issued, draft]).delete()
+    assert InvoiceItem.objects.get(pk=item.pk).invoice_id == draft.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_item_added_while_its_invoice_is_being_issued_waits_for_the_issue_and_is_refused(django_user_model):
+    """The guard reads the invoice's status after locking it: a writer racing an issuing transaction waits
+    for its commit and then sees the invoice issued (a status read from the snapshot would let it through)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    tax_rates_load()  # transactional tests start from an empty database
+    for code, position, outcome in (("won", 40, "won"), ("lost", 50, "lost")):
+        PipelineStage.objects.get_or_create(
+            code=code,
+            defaults={"name": code.title(), "position": position, "default_probability": 0, "outcome": outcome},
+        )
+    admin = django_user_model.objects.create_superuser("root", password="x")
+    pm = django_user_model.objects.create_user("pm", password="x")
+    pm.groups.add(Group.objects.get_or_create(name="project_manager")[0])
+    deal = DealFactory(customer=CustomerFactory(owner=admin), legal_entity=LegalEntityFactory())
+    tm_quote(deal)
+    project, _ = deal_win(actor=admin, deal=deal, project_manager=pm)
+    invoice = Invoice.objects.create(
+        legal_entity=project.legal_entity, customer=project.customer, project=project, currency=project.currency
+    )
+    InvoiceLine.objects.create(
+        invoice=invoice, position=1, kind="retainer", description="Retainer", quantity=1, unit_price=1, net_amount=1
+    )
+    locked, failures = threading.Event(), []
+
+    def issue() -> None:
+        try:
+            with transaction.atomic():
+                Invoice.objects.select_for_update().get(pk=invoice.pk)
+                Invoice.objects.filter(pk=invoice.pk).update(
+                    status="issued", number="T-000001", issue_date=dt.date(2026, 3, 31), due_date=dt.date(2026, 4, 30)
+                )
+                locked.set()
+                time.sleep(0.5)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    issuer = threading.Thread(target=issue)
+    issuer.start()
+    assert locked.wait(10)
+    started = time.monotonic()
+    with pytest.raises(IntegrityError, match="would belong to an issued invoice"), transaction.atomic():
+        _retainer_item(invoice, 5).save()
+    waited = time.monotonic() - started
+    issuer.join(10)
+    assert not failures and waited > 0.2, (failures, waited)
+    assert not InvoiceItem.objects.exists()
