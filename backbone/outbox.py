@@ -33,7 +33,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from .errors import NotPermitted, TransitionNotAllowed, ValidationFailed
-from .history import set_actor, set_reason
+from .history import stamp
 from .models import DeliveryAttempt, OutboundAttachment, OutboundMessage
 from .roles import is_read_only
 
@@ -58,12 +58,6 @@ class AttachmentFile:
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
-
-
-def _stamp(instance, *, actor, reason: str):
-    set_actor(instance, actor)
-    set_reason(instance, reason)
-    return instance
 
 
 def backoff_seconds(failed_attempts: int) -> int:
@@ -182,7 +176,7 @@ def message_queue(
             max_attempts=max_attempts or OutboundMessage._meta.get_field("max_attempts").default,
             created_by=actor if getattr(actor, "pk", None) else None,
         )
-        _stamp(message, actor=actor, reason=f"Queued for sending to {', '.join(to_clean)}").save()
+        stamp(message, actor=actor, reason=f"Queued for sending to {', '.join(to_clean)}").save()
         OutboundAttachment.objects.bulk_create(
             [
                 OutboundAttachment(
@@ -228,7 +222,7 @@ def message_resend(*, actor, message: OutboundMessage) -> OutboundMessage:
         locked.attempts = 0
         locked.next_attempt_at = None
         locked.last_error = ""
-        _stamp(locked, actor=actor, reason="Queued again after failing").save(
+        stamp(locked, actor=actor, reason="Queued again after failing").save(
             update_fields=["status", "attempts", "next_attempt_at", "last_error", "updated_at"]
         )
         _enqueue(locked)

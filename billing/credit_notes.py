@@ -49,7 +49,7 @@ from django.db.models import Count, Q, Sum
 from backbone.errors import Conflict, NotPermitted, TransitionNotAllowed, ValidationFailed
 from backbone.history import stamp
 from backbone.money import format_money, quantize
-from backbone.roles import is_read_only
+from backbone.roles import require_writer
 from projects.milestones import milestones_release_billed
 from projects.models import Expense, Milestone, TimeEntry
 from projects.timesheets import time_entries_release_billed
@@ -75,10 +75,7 @@ _MAX_QUANTITY_PLACES = 4  # InvoiceLine.quantity has four decimal places
 
 
 def _require_creditor(actor) -> None:
-    if not getattr(actor, "is_authenticated", False):
-        raise NotPermitted("Sign in to make changes.")
-    if is_read_only(actor):
-        raise NotPermitted("Auditors can view everything but change nothing.")
+    require_writer(actor)
     if not actor.has_perm("billing.add_invoice"):
         raise NotPermitted(
             "Only finance creates credit notes; ask finance for one (executives approve those above the limits)."

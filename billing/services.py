@@ -47,7 +47,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backbone.errors import Conflict, DomainError, NotPermitted, TransitionNotAllowed, ValidationFailed
-from backbone.history import audit_entries_append_bulk, set_actor, set_reason
+from backbone.history import audit_entries_append_bulk, stamp
 from backbone.roles import Role, has_role, is_read_only
 from backbone.services import sequence_next
 from customers.models import Address, Customer, LegalEntity
@@ -89,12 +89,6 @@ def _require_runner(actor) -> None:
         actor.is_superuser or has_role(actor, Role.FINANCE, Role.ADMIN)
     ):
         raise NotPermitted("Only finance starts invoice runs.")
-
-
-def _stamp(instance, *, actor, reason: str):
-    set_actor(instance, actor)
-    set_reason(instance, reason)
-    return instance
 
 
 def _is_stale(run: InvoiceRun, now: dt.datetime) -> bool:
@@ -146,7 +140,7 @@ def invoice_run_start(
         started_by=actor,
         trigger=trigger if trigger in ("page", "api", "schedule") else "page",
     )
-    _stamp(run, actor=actor, reason="Invoice run started").save()
+    stamp(run, actor=actor, reason="Invoice run started").save()
     _enqueue(run)
     return run
 
@@ -167,7 +161,7 @@ def invoice_run_retry(*, actor, run: InvoiceRun) -> InvoiceRun:
         )
     run.status = InvoiceRun.Status.QUEUED
     run.error = ""
-    _stamp(run, actor=actor, reason="Invoice run retried").save(update_fields=["status", "error", "updated_at"])
+    stamp(run, actor=actor, reason="Invoice run retried").save(update_fields=["status", "error", "updated_at"])
     _enqueue(run)
     return run
 
@@ -191,7 +185,7 @@ def _claim(run_id: int) -> InvoiceRun | None:
         run.projects_total = _projects_of(run).count()
         run.projects_done = 0
         run.exceptions.all().delete()  # recomputed by this attempt from the current state
-        _stamp(run, actor=None, reason=f"Attempt {run.attempts}").save()
+        stamp(run, actor=None, reason=f"Attempt {run.attempts}").save()
         return run
 
 
@@ -269,7 +263,7 @@ def invoice_run_execute(run_id: int) -> InvoiceRun | None:
         run.finished_at = timezone.now()
         run.invoices_created = run.invoices.exclude(status=Invoice.Status.DISCARDED).count()
         run.items_billed = InvoiceItem.objects.filter(invoice__run=run, live=True).count()
-        _stamp(run, actor=None, reason="Invoice run completed").save()
+        stamp(run, actor=None, reason="Invoice run completed").save()
     return run
 
 
